@@ -1,0 +1,262 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is gateway.toml.
+type Config struct {
+	ShutdownTimeout Duration   `toml:"shutdown_timeout"`
+	Identity        Identity   `toml:"identity"`
+	Log             Log        `toml:"log"`
+	Admin           Admin      `toml:"admin"`
+	Audit           Audit      `toml:"audit"`
+	Listeners       []Listener `toml:"listener"`
+
+	// File is the path the configuration was read from.
+	File string `toml:"-"`
+}
+
+// Identity says where the SPIFFE Workload API is.
+type Identity struct {
+	Socket         string   `toml:"socket"`
+	InitialTimeout Duration `toml:"initial_timeout"`
+	RefreshMargin  Duration `toml:"refresh_margin"`
+}
+
+// Log configures svidgate's own log (not the audit trail).
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	Address          string `toml:"address"`
+	AllowNonLoopback bool   `toml:"allow_non_loopback"`
+}
+
+// Audit configures the audit trail.
+type Audit struct {
+	Path         string   `toml:"path"`
+	QueueSize    int      `toml:"queue_size"`
+	SyncInterval Duration `toml:"sync_interval"`
+}
+
+// Listener is one [[listener]] table.
+type Listener struct {
+	Name             string        `toml:"name"`
+	Mode             Mode          `toml:"mode"`
+	Address          string        `toml:"address"`
+	Upstream         Upstream      `toml:"upstream"`
+	UpstreamSPIFFEID SPIFFEID      `toml:"upstream_spiffe_id"`
+	Policy           string        `toml:"policy"`
+	TrustDomains     []TrustDomain `toml:"trust_domains"`
+	// UpstreamTimeout bounds the wait for the upstream's response headers.
+	UpstreamTimeout Duration `toml:"upstream_timeout"`
+}
+
+// Defaults applied by Load where a key is absent.
+const (
+	DefaultShutdownTimeout = 15 * time.Second
+	DefaultInitialTimeout  = 30 * time.Second
+	DefaultRefreshMargin   = 5 * time.Minute
+	DefaultUpstreamTimeout = 30 * time.Second
+	DefaultAdminAddress    = "127.0.0.1:9901"
+	DefaultAuditQueueSize  = 8192
+)
+
+// Load reads, decodes and validates the file at path. Relative paths inside
+// it are resolved against its directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates data read from file.
+func Parse(file string, data []byte) (*Config, error) {
+	c := &Config{File: file}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d:%d: %s", file, pe.Position.Line, pe.Position.Col, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	loc := newLocator(data)
+	var errs []error
+	for _, k := range md.Undecoded() {
+		line, col := loc.find(k)
+		errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %q (see docs/CONFIG.md for the keys of each table)", file, line, col, k.String()))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	c.defaults()
+	if err := c.validate(loc); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) defaults() {
+	set := func(d *Duration, v time.Duration) {
+		if d.Duration == 0 {
+			d.Duration = v
+		}
+	}
+	set(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	set(&c.Identity.InitialTimeout, DefaultInitialTimeout)
+	set(&c.Identity.RefreshMargin, DefaultRefreshMargin)
+	set(&c.Audit.SyncInterval, time.Second)
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Admin.Address == "" {
+		c.Admin.Address = DefaultAdminAddress
+	}
+	if c.Audit.QueueSize == 0 {
+		c.Audit.QueueSize = DefaultAuditQueueSize
+	}
+	dir := filepath.Dir(c.File)
+	if c.Audit.Path != "" && c.Audit.Path != "-" && !filepath.IsAbs(c.Audit.Path) {
+		c.Audit.Path = filepath.Join(dir, c.Audit.Path)
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		set(&l.UpstreamTimeout, DefaultUpstreamTimeout)
+		if l.Policy != "" && !filepath.IsAbs(l.Policy) {
+			l.Policy = filepath.Join(dir, l.Policy)
+		}
+		if l.Upstream.Scheme == "unix" && !filepath.IsAbs(l.Upstream.Addr) {
+			l.Upstream.Addr = filepath.Join(dir, l.Upstream.Addr)
+		}
+	}
+}
+
+// validate checks what spans keys. Every error names the key it concerns.
+func (c *Config) validate(loc *locator) error {
+	var errs []error
+	bad := func(key []string, index int, format string, args ...any) {
+		line, col := loc.findIndexed(key, index)
+		errs = append(errs, fmt.Errorf("%s:%d:%d: %s", c.File, line, col, fmt.Sprintf(format, args...)))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad([]string{"log", "level"}, 0, "log level %q: expected debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad([]string{"log", "format"}, 0, "log format %q: expected json or text", c.Log.Format)
+	}
+	if err := checkAddr(c.Admin.Address, !c.Admin.AllowNonLoopback); err != nil {
+		bad([]string{"admin", "address"}, 0, "admin address: %v (the admin listener serves status and metrics; set allow_non_loopback = true to expose it)", err)
+	}
+	if c.Audit.Path == "" {
+		bad([]string{"audit"}, 0, "audit.path is required: a file path, or \"-\" for standard output")
+	}
+	if c.Audit.QueueSize < 0 {
+		bad([]string{"audit", "queue_size"}, 0, "audit.queue_size %d: expected a positive number of records", c.Audit.QueueSize)
+	}
+	if c.Identity.Socket != "" && !strings.HasPrefix(c.Identity.Socket, "unix://") && !strings.HasPrefix(c.Identity.Socket, "tcp://") {
+		bad([]string{"identity", "socket"}, 0, "identity.socket %q: expected unix:///path/to/agent.sock or tcp://host:port", c.Identity.Socket)
+	}
+	if c.Identity.Socket == "" && os.Getenv("SPIFFE_ENDPOINT_SOCKET") == "" {
+		bad([]string{"identity"}, 0, "no Workload API endpoint: set identity.socket or the SPIFFE_ENDPOINT_SOCKET environment variable")
+	}
+	if len(c.Listeners) == 0 {
+		errs = append(errs, fmt.Errorf("%s:1:1: no [[listener]] defined: svidgate needs at least one", c.File))
+	}
+	names := map[string]bool{}
+	for i, l := range c.Listeners {
+		key := func(k string) []string { return []string{"listener", k} }
+		if l.Name == "" {
+			bad(key(""), i, "listener %d: name is required", i+1)
+		} else if names[l.Name] {
+			bad(key("name"), i, "listener name %q is used twice; names must be unique", l.Name)
+		}
+		names[l.Name] = true
+		if l.Mode == "" {
+			bad(key(""), i, "listener %q: mode is required: \"inbound\" or \"outbound\"", l.Name)
+		}
+		if l.Upstream.Scheme == "" {
+			bad(key(""), i, "listener %q: upstream is required", l.Name)
+		}
+		switch l.Mode {
+		case Inbound:
+			if err := checkAddr(l.Address, false); err != nil {
+				bad(key("address"), i, "listener %q address: %v", l.Name, err)
+			}
+			if l.Policy == "" {
+				bad(key(""), i, "listener %q: an inbound listener needs a policy file (deny by default: without one nothing could pass)", l.Name)
+			}
+			if l.Upstream.Scheme == "https" {
+				bad(key("upstream"), i, "listener %q: an inbound listener forwards plain HTTP to the local app: use http:// or unix://, not https://", l.Name)
+			}
+			if !l.UpstreamSPIFFEID.IsZero() {
+				bad(key("upstream_spiffe_id"), i, "listener %q: upstream_spiffe_id belongs to outbound listeners", l.Name)
+			}
+		case Outbound:
+			if err := checkAddr(l.Address, true); err != nil {
+				bad(key("address"), i, "listener %q address: %v (an outbound listener accepts plain text from the local app and must not be reachable from elsewhere)", l.Name, err)
+			}
+			if l.Upstream.Scheme != "" && l.Upstream.Scheme != "https" {
+				bad(key("upstream"), i, "listener %q: an outbound listener originates mTLS: upstream must be https://host:port", l.Name)
+			}
+			if l.UpstreamSPIFFEID.IsZero() {
+				bad(key(""), i, "listener %q: upstream_spiffe_id is required: the SPIFFE ID the upstream must present", l.Name)
+			}
+			if l.Policy != "" {
+				bad(key("policy"), i, "listener %q: outbound listeners take no policy; authorize on the upstream's inbound listener", l.Name)
+			}
+			if len(l.TrustDomains) > 0 {
+				bad(key("trust_domains"), i, "listener %q: trust_domains belongs to inbound listeners", l.Name)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkAddr requires host:port with an IP or "localhost"; loopbackOnly
+// further requires a loopback address.
+func checkAddr(addr string, loopbackOnly bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Errorf("%q: expected host:port such as \"127.0.0.1:8443\"", addr)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if host == "" {
+		if loopbackOnly {
+			return fmt.Errorf("%q listens on every interface; expected a loopback address such as 127.0.0.1", addr)
+		}
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("%q: expected an IP address or localhost, got host %q", addr, host)
+	}
+	if loopbackOnly && !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address", addr)
+	}
+	return nil
+}
