@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -87,16 +88,27 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates data read from file.
 func Parse(file string, data []byte) (*Config, error) {
-	c := &Config{File: file}
-	md, err := toml.Decode(string(data), c)
-	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s:%d:%d: %s", file, pe.Position.Line, pe.Position.Col, pe.Message)
-		}
-		return nil, fmt.Errorf("%s: %w", file, err)
+	// Listeners are decoded one at a time: the decoder remembers one
+	// position per key name, so an error inside the third [[listener]]
+	// would otherwise point at the last one.
+	var raw struct {
+		Config
+		Listeners []toml.Primitive `toml:"listener"`
 	}
 	loc := newLocator(data)
+	md, err := toml.Decode(string(data), &raw)
+	if err != nil {
+		return nil, decodeError(file, loc, err, -1)
+	}
+	c := &raw.Config
+	c.File = file
+	for i, p := range raw.Listeners {
+		var l Listener
+		if err := md.PrimitiveDecode(p, &l); err != nil {
+			return nil, decodeError(file, loc, err, i)
+		}
+		c.Listeners = append(c.Listeners, l)
+	}
 	var errs []error
 	for _, k := range md.Undecoded() {
 		line, col := loc.find(k)
@@ -110,6 +122,40 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// lastKey finds the key named in the decoder's own error text.
+var lastKey = regexp.MustCompile(`last key "([^"]+)"\): (.*)$`)
+
+// listenerKey is the full key of a key decoded inside a [[listener]].
+func listenerKey(k string) []string {
+	key := strings.Split(k, ".")
+	if key[0] != "listener" {
+		key = append([]string{"listener"}, key...)
+	}
+	return key
+}
+
+// decodeError gives a decoding error its file:line:col. index is the
+// [[listener]] being decoded, or -1.
+func decodeError(file string, loc *locator, err error, index int) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		if index < 0 || pe.LastKey == "" {
+			return fmt.Errorf("%s:%d:%d: %s", file, pe.Position.Line, pe.Position.Col, pe.Message)
+		}
+		line, col := loc.findIndexed(listenerKey(pe.LastKey), index, true)
+		return fmt.Errorf("%s:%d:%d: %s", file, line, col, pe.Message)
+	}
+	if m := lastKey.FindStringSubmatch(err.Error()); m != nil {
+		key := strings.Split(m[1], ".")
+		if index >= 0 {
+			key = listenerKey(m[1])
+		}
+		line, col := loc.findIndexed(key, index, true)
+		return fmt.Errorf("%s:%d:%d: %s", file, line, col, m[2])
+	}
+	return fmt.Errorf("%s: %w", file, err)
 }
 
 func (c *Config) defaults() {
@@ -154,7 +200,7 @@ func (c *Config) defaults() {
 func (c *Config) validate(loc *locator) error {
 	var errs []error
 	bad := func(key []string, index int, format string, args ...any) {
-		line, col := loc.findIndexed(key, index)
+		line, col := loc.findIndexed(key, index, true)
 		errs = append(errs, fmt.Errorf("%s:%d:%d: %s", c.File, line, col, fmt.Sprintf(format, args...)))
 	}
 	switch c.Log.Level {

@@ -21,13 +21,14 @@ func newLocator(data []byte) *locator {
 // find returns the position of the first place key is written, in any
 // element of an array of tables.
 func (l *locator) find(key toml.Key) (line, col int) {
-	return l.findIndexed(key, -1)
+	return l.findIndexed(key, -1, false)
 }
 
 // findIndexed returns the position of key inside the index-th table named
-// by key's prefix (-1: any). An empty last piece asks for the table header.
-// Unknown positions fall back to the header, then to 1:1.
-func (l *locator) findIndexed(key []string, index int) (line, col int) {
+// by key's prefix (-1: any); the column is the value's when value is set,
+// else the key's. An empty last piece asks for the table header. Unknown
+// positions fall back to the header, then to 1:1.
+func (l *locator) findIndexed(key []string, index int, value bool) (line, col int) {
 	if len(key) == 0 {
 		return 1, 1
 	}
@@ -54,7 +55,16 @@ func (l *locator) findIndexed(key []string, index int) (line, col int) {
 		if current != table || (index >= 0 && seen[current]-1 != index) || name == "" {
 			continue
 		}
-		if k, _, ok := strings.Cut(s, "="); ok && strings.Trim(strings.TrimSpace(k), `"'`) == name {
+		if k, v, ok := strings.Cut(s, "="); ok && strings.Trim(strings.TrimSpace(k), `"'`) == name {
+			if value {
+				// Point inside a quoted value, as the TOML decoder does.
+				v = strings.TrimLeft(v, " \t")
+				col := indent + len(k) + 1 + (len(s) - len(k) - 1 - len(v)) + 1
+				if strings.HasPrefix(v, `"`) || strings.HasPrefix(v, "'") {
+					col++
+				}
+				return i + 1, col
+			}
 			return i + 1, indent + 1
 		}
 	}
