@@ -1,0 +1,119 @@
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/svidgate/svidgate/internal/identity"
+	"github.com/svidgate/svidgate/internal/reload"
+	"github.com/svidgate/svidgate/internal/telemetry"
+)
+
+// Listener is what the status page says of one listener.
+type Listener struct {
+	Name    string
+	Mode    string
+	Address string
+	Policy  *reload.Holder // nil for listeners without policy
+}
+
+// Server holds what the admin endpoints report on.
+type Server struct {
+	Identity      *identity.Source
+	RefreshMargin time.Duration
+	Listeners     []Listener
+	Metrics       *telemetry.Metrics
+	Version       string
+	Started       time.Time
+}
+
+// Handler returns the admin endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := s.Identity.Ready(time.Now(), s.RefreshMargin); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(s.Status(time.Now()))
+	})
+	return mux
+}
+
+// Status is the /v1/status document.
+type Status struct {
+	Version       string           `json:"version"`
+	Started       time.Time        `json:"started"`
+	Ready         bool             `json:"ready"`
+	NotReady      string           `json:"not_ready_reason,omitempty"`
+	SPIFFEID      string           `json:"spiffe_id"`
+	SVIDSerial    string           `json:"svid_serial"`
+	SVIDExpiresAt time.Time        `json:"svid_expires_at"`
+	SVIDUpdated   time.Time        `json:"svid_updated_at"`
+	TrustDomains  []string         `json:"trust_domains"`
+	Listeners     []ListenerStatus `json:"listeners"`
+}
+
+// ListenerStatus is one listener in Status.
+type ListenerStatus struct {
+	Name    string        `json:"name"`
+	Mode    string        `json:"mode"`
+	Address string        `json:"address"`
+	Policy  *PolicyStatus `json:"policy,omitempty"`
+}
+
+// PolicyStatus is the enforcing policy of a listener and the last attempt
+// to load it.
+type PolicyStatus struct {
+	File       string     `json:"file"`
+	SHA256     string     `json:"sha256"`
+	Rules      int        `json:"rules"`
+	LastReload ReloadInfo `json:"last_reload"`
+}
+
+// ReloadInfo is the outcome of the last load attempt.
+type ReloadInfo struct {
+	Time   time.Time `json:"time"`
+	Result string    `json:"result"` // ok | error
+	Error  string    `json:"error,omitempty"`
+}
+
+// Status builds the status document.
+func (s *Server) Status(now time.Time) Status {
+	snap := s.Identity.Snapshot()
+	ready, why := s.Identity.Ready(now, s.RefreshMargin)
+	st := Status{
+		Version: s.Version, Started: s.Started.UTC(),
+		Ready: ready, NotReady: why,
+		SPIFFEID: snap.SPIFFEID, SVIDSerial: snap.Serial,
+		SVIDExpiresAt: snap.NotAfter.UTC(), SVIDUpdated: snap.Updated.UTC(),
+		TrustDomains: snap.TrustDomains,
+	}
+	for _, l := range s.Listeners {
+		ls := ListenerStatus{Name: l.Name, Mode: l.Mode, Address: l.Address}
+		if l.Policy != nil {
+			p, last := l.Policy.Policy(), l.Policy.Last()
+			res := "ok"
+			if !last.OK {
+				res = "error"
+			}
+			ls.Policy = &PolicyStatus{
+				File: l.Policy.File(), SHA256: p.SHA256(), Rules: p.Rules(),
+				LastReload: ReloadInfo{Time: last.Time.UTC(), Result: res, Error: last.Error},
+			}
+		}
+		st.Listeners = append(st.Listeners, ls)
+	}
+	return st
+}

@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// gRPC status codes svidgate answers with.
+const (
+	grpcInvalidArgument  = 3
+	grpcDeadlineExceeded = 4
+	grpcPermissionDenied = 7
+	grpcInternal         = 13
+	grpcUnavailable      = 14
+	grpcUnauthenticated  = 16
+)
+
+// isGRPC reports whether r is a gRPC call: its answers must be gRPC statuses
+// in trailers, not bare HTTP errors.
+func isGRPC(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return r.ProtoMajor == 2 && strings.HasPrefix(ct, "application/grpc")
+}
+
+// grpcFromHTTP maps the HTTP status svidgate would have answered with to the
+// gRPC status it answers a gRPC call with.
+func grpcFromHTTP(status int) int {
+	switch status {
+	case http.StatusBadRequest:
+		return grpcInvalidArgument
+	case http.StatusUnauthorized:
+		return grpcUnauthenticated
+	case http.StatusForbidden:
+		return grpcPermissionDenied
+	case http.StatusGatewayTimeout:
+		return grpcDeadlineExceeded
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return grpcUnavailable
+	default:
+		return grpcInternal
+	}
+}
+
+// refuse answers a request svidgate will not forward. HTTP callers get the
+// status and a one-line reason; gRPC callers get HTTP 200 with the mapped
+// grpc-status and grpc-message in the trailers. It returns the gRPC status
+// for the audit record, or "".
+func refuse(w http.ResponseWriter, r *http.Request, status int, reason string) string {
+	h := w.Header()
+	if isGRPC(r) {
+		code := strconv.Itoa(grpcFromHTTP(status))
+		h.Set("Content-Type", "application/grpc")
+		h.Set("Trailer", "Grpc-Status, Grpc-Message")
+		w.WriteHeader(http.StatusOK)
+		h.Set("Grpc-Status", code)
+		h.Set("Grpc-Message", url.PathEscape(reason))
+		return code
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(reason + "\n"))
+	return ""
+}
