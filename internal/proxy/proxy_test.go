@@ -66,9 +66,13 @@ type memSink struct {
 	buf bytes.Buffer
 }
 
-func (m *memSink) Write(p []byte) (int, error) { m.mu.Lock(); defer m.mu.Unlock(); return m.buf.Write(p) }
-func (m *memSink) Sync() error                 { return nil }
-func (m *memSink) Close() error                { return nil }
+func (m *memSink) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.buf.Write(p)
+}
+func (m *memSink) Sync() error  { return nil }
+func (m *memSink) Close() error { return nil }
 
 // records closes the writer and returns what it wrote.
 func (m *memSink) records(t *testing.T, w *audit.Writer) []audit.Record {
