@@ -48,7 +48,9 @@ func runGateway(ctx context.Context, args []string, _, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, cfg, log); err != nil {
-		log.Error("svidgate stopped", "error", err.Error())
+		// Plain text, not a log line: this is the answer to the operator
+		// who started us.
+		fmt.Fprintln(stderr, "svidgate:", err)
 		return 1
 	}
 	return 0
