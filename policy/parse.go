@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/svidgate/svidgate/internal/tomlpos"
 )
 
 // Error is one problem found in a policy file. [Parse] and [Load] return
@@ -54,7 +56,7 @@ func Parse(filename string, data []byte) (*Policy, error) {
 		}
 		return nil, fmt.Errorf("policy: %s: %w", filename, err)
 	}
-	c := &checker{file: filename, loc: locate(string(data)), ids: map[string]string{}}
+	c := &checker{file: filename, loc: tomlpos.Locate(string(data)), ids: map[string]string{}}
 	rules := c.document(doc)
 	if len(c.errs) > 0 {
 		slices.SortStableFunc(c.errs, func(a, b *Error) int {
@@ -95,22 +97,22 @@ func compile(rules []rule, sum string) *Policy {
 // checker validates a decoded document and collects every error.
 type checker struct {
 	file string
-	loc  *locator
+	loc  *tomlpos.Locator
 	errs []*Error
 	ids  map[string]string // rule id → where it was first defined
 }
 
-func (c *checker) errAt(p pos, format string, args ...any) {
-	c.errs = append(c.errs, &Error{File: c.file, Line: p.line, Col: p.col, Msg: fmt.Sprintf(format, args...)})
+func (c *checker) errAt(p tomlpos.Pos, format string, args ...any) {
+	c.errs = append(c.errs, &Error{File: c.file, Line: p.Line, Col: p.Col, Msg: fmt.Sprintf(format, args...)})
 }
 
 // keyErr reports a problem with the key at path; valErr one with its value.
 func (c *checker) keyErr(path, format string, args ...any) {
-	c.errAt(c.loc.keyPos(path), format, args...)
+	c.errAt(c.loc.Key(path), format, args...)
 }
 
 func (c *checker) valErr(path, format string, args ...any) {
-	c.errAt(c.loc.valPos(path), format, args...)
+	c.errAt(c.loc.Value(path), format, args...)
 }
 
 var topKeys = []string{"version", "rule"}
@@ -123,7 +125,7 @@ func (c *checker) document(doc map[string]any) []rule {
 	}
 	switch v, ok := doc["version"]; {
 	case !ok:
-		c.errAt(pos{1, 1}, "missing required key %q: write version = 1 at the top of the file", "version")
+		c.errAt(tomlpos.Pos{Line: 1, Col: 1}, "missing required key %q: write version = 1 at the top of the file", "version")
 	case typeName(v) != "integer":
 		c.valErr("version", "version must be an integer, got %s", describe(v))
 	case v.(int64) != 1:
@@ -141,7 +143,7 @@ func (c *checker) document(doc map[string]any) []rule {
 		for i, e := range v {
 			t, ok := e.(map[string]any)
 			if !ok {
-				c.valErr(indexPath("rule", i), "rule must be an array of tables ([[rule]]), but element %d is %s", i, describe(e))
+				c.valErr(tomlpos.Index("rule", i), "rule must be an array of tables ([[rule]]), but element %d is %s", i, describe(e))
 				continue
 			}
 			tables = append(tables, t)
@@ -152,7 +154,7 @@ func (c *checker) document(doc map[string]any) []rule {
 	}
 	rules := make([]rule, 0, len(tables))
 	for i, t := range tables {
-		rules = append(rules, c.rule(indexPath("rule", i), i, t))
+		rules = append(rules, c.rule(tomlpos.Index("rule", i), i, t))
 	}
 	return rules
 }
@@ -212,7 +214,7 @@ func (c *checker) rule(path string, n int, t map[string]any) rule {
 		if slices.Contains(plannedKeys, k) {
 			hint = fmt.Sprintf(" ([rule.%s] is not supported by this version of svidgate)", k)
 		}
-		c.keyErr(joinPath(path, k), "%s: unknown key %q%s; allowed keys: %s",
+		c.keyErr(tomlpos.Join(path, k), "%s: unknown key %q%s; allowed keys: %s",
 			r.name, k, hint, strings.Join(known, ", "))
 	}
 	for _, f := range ruleFields {
@@ -223,14 +225,14 @@ func (c *checker) rule(path string, n int, t map[string]any) rule {
 			}
 			continue
 		}
-		f.check(c, r, joinPath(path, f.key), v)
+		f.check(c, r, tomlpos.Join(path, f.key), v)
 	}
 	if r.grpc && r.hasMethod {
-		c.keyErr(joinPath(path, "methods"), "%s: a rule with grpc cannot also have methods: "+
+		c.keyErr(tomlpos.Join(path, "methods"), "%s: a rule with grpc cannot also have methods: "+
 			"every gRPC call is a POST, so grpc already says which calls match; remove methods", r.name)
 	}
 	if r.grpc && r.hasPath {
-		c.keyErr(joinPath(path, "paths"), "%s: a rule with grpc cannot also have paths: "+
+		c.keyErr(tomlpos.Join(path, "paths"), "%s: a rule with grpc cannot also have paths: "+
 			"a gRPC call's path is its method name, which grpc already matches; remove paths", r.name)
 	}
 	return r.rule
@@ -246,12 +248,12 @@ func checkID(c *checker, r *ruleCtx, path string, v any) {
 			r.name, id, ".", "_", "-")
 		return
 	}
-	p := c.loc.valPos(path)
+	p := c.loc.Value(path)
 	if first, dup := c.ids[id]; dup {
 		c.valErr(path, "%s: duplicate id %q (first used at %s)", r.name, id, first)
 		return
 	}
-	c.ids[id] = fmt.Sprintf("%s:%d:%d", c.file, p.line, p.col)
+	c.ids[id] = fmt.Sprintf("%s:%d:%d", c.file, p.Line, p.Col)
 	r.id = id
 }
 
@@ -292,7 +294,7 @@ func checkMode(c *checker, r *ruleCtx, path string, v any) {
 func checkCallers(c *checker, r *ruleCtx, path string, v any) {
 	for _, it := range c.list(r, path, v, `callers = [] would match no caller; use "spiffe://<trust-domain>/**" for every workload of a trust domain`) {
 		if g, err := compileCaller(it.s); err != nil {
-			c.valErr(indexPath(path, it.i), "%s: callers[%d] %q: %v", r.name, it.i, it.s, err)
+			c.valErr(tomlpos.Index(path, it.i), "%s: callers[%d] %q: %v", r.name, it.i, it.s, err)
 		} else {
 			r.callers = append(r.callers, g)
 		}
@@ -304,7 +306,7 @@ func checkMethods(c *checker, r *ruleCtx, path string, v any) {
 	r.methods.restricted = true
 	for _, it := range c.list(r, path, v, "methods = [] would match no request; omit methods to match any method") {
 		if err := checkMethod(it.s); err != nil {
-			c.valErr(indexPath(path, it.i), "%s: methods[%d] %q: %v", r.name, it.i, it.s, err)
+			c.valErr(tomlpos.Index(path, it.i), "%s: methods[%d] %q: %v", r.name, it.i, it.s, err)
 			continue
 		}
 		if bit := methodBitOf(it.s); bit != 0 {
@@ -323,7 +325,7 @@ func checkPaths(c *checker, r *ruleCtx, path string, v any) {
 	}
 	for _, it := range list {
 		if err := checkPathPattern(it.s); err != nil {
-			c.valErr(indexPath(path, it.i), "%s: paths[%d] %q: %v", r.name, it.i, it.s, err)
+			c.valErr(tomlpos.Index(path, it.i), "%s: paths[%d] %q: %v", r.name, it.i, it.s, err)
 			continue
 		}
 		r.paths = append(r.paths, compileGlob(it.s, 0))
@@ -338,7 +340,7 @@ func checkHosts(c *checker, r *ruleCtx, path string, v any) {
 	for _, it := range list {
 		h, err := compileHost(it.s)
 		if err != nil {
-			c.valErr(indexPath(path, it.i), "%s: hosts[%d] %q: %v", r.name, it.i, it.s, err)
+			c.valErr(tomlpos.Index(path, it.i), "%s: hosts[%d] %q: %v", r.name, it.i, it.s, err)
 			continue
 		}
 		r.hosts = append(r.hosts, h)
@@ -350,7 +352,7 @@ func checkGRPC(c *checker, r *ruleCtx, path string, v any) {
 	r.paths = []glob{}
 	for _, it := range c.list(r, path, v, "grpc = [] would match no call; omit grpc for a rule that is not only for gRPC") {
 		if err := checkGRPCPattern(it.s); err != nil {
-			c.valErr(indexPath(path, it.i), "%s: grpc[%d] %q: %v", r.name, it.i, it.s, err)
+			c.valErr(tomlpos.Index(path, it.i), "%s: grpc[%d] %q: %v", r.name, it.i, it.s, err)
 			continue
 		}
 		r.paths = append(r.paths, compileGlob(it.s, 0))
@@ -403,7 +405,7 @@ func (c *checker) list(r *ruleCtx, path string, v any, ifEmpty string) []item {
 	for i, e := range arr {
 		s, ok := e.(string)
 		if !ok {
-			c.valErr(indexPath(path, i), "%s: %s[%d] must be a string, got %s", r.name, key, i, describe(e))
+			c.valErr(tomlpos.Index(path, i), "%s: %s[%d] must be a string, got %s", r.name, key, i, describe(e))
 			continue
 		}
 		out = append(out, item{i, s})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/svidgate/svidgate/internal/tomlpos"
 )
 
 // Config is gateway.toml.
@@ -95,7 +97,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		Config
 		Listeners []toml.Primitive `toml:"listener"`
 	}
-	loc := newLocator(data)
+	loc := tomlpos.Locate(string(data))
 	md, err := toml.Decode(string(data), &raw)
 	if err != nil {
 		return nil, decodeError(file, loc, err, -1)
@@ -111,8 +113,10 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	var errs []error
 	for _, k := range md.Undecoded() {
-		line, col := loc.find(k)
-		errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %q (see docs/CONFIG.md for the keys of each table)", file, line, col, k.String()))
+		// The decoder names the key without the index of its [[listener]]:
+		// point at the first place it is written.
+		p := loc.Key(loc.First(strings.Join(k, ".")))
+		errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %q (see docs/CONFIG.md for the keys of each table)", file, p.Line, p.Col, k.String()))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -127,33 +131,34 @@ func Parse(file string, data []byte) (*Config, error) {
 // lastKey finds the key named in the decoder's own error text.
 var lastKey = regexp.MustCompile(`last key "([^"]+)"\): (.*)$`)
 
-// listenerKey is the full key of a key decoded inside a [[listener]].
-func listenerKey(k string) []string {
-	key := strings.Split(k, ".")
-	if key[0] != "listener" {
-		key = append([]string{"listener"}, key...)
+// listenerPath is the tomlpos path of key k (with or without its
+// "listener." prefix) inside the index-th [[listener]]; k "" is the table.
+func listenerPath(k string, index int) string {
+	path := tomlpos.Index("listener", index)
+	if k == "" || k == "listener" {
+		return path
 	}
-	return key
+	return tomlpos.Join(path, strings.TrimPrefix(k, "listener."))
 }
 
 // decodeError gives a decoding error its file:line:col. index is the
 // [[listener]] being decoded, or -1.
-func decodeError(file string, loc *locator, err error, index int) error {
+func decodeError(file string, loc *tomlpos.Locator, err error, index int) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		if index < 0 || pe.LastKey == "" {
 			return fmt.Errorf("%s:%d:%d: %s", file, pe.Position.Line, pe.Position.Col, pe.Message)
 		}
-		line, col := loc.findIndexed(listenerKey(pe.LastKey), index, true)
-		return fmt.Errorf("%s:%d:%d: %s", file, line, col, pe.Message)
+		p := loc.Inner(listenerPath(pe.LastKey, index))
+		return fmt.Errorf("%s:%d:%d: %s", file, p.Line, p.Col, pe.Message)
 	}
 	if m := lastKey.FindStringSubmatch(err.Error()); m != nil {
-		key := strings.Split(m[1], ".")
+		path := loc.First(m[1])
 		if index >= 0 {
-			key = listenerKey(m[1])
+			path = listenerPath(m[1], index)
 		}
-		line, col := loc.findIndexed(key, index, true)
-		return fmt.Errorf("%s:%d:%d: %s", file, line, col, m[2])
+		p := loc.Inner(path)
+		return fmt.Errorf("%s:%d:%d: %s", file, p.Line, p.Col, m[2])
 	}
 	return fmt.Errorf("%s: %w", file, err)
 }
@@ -197,84 +202,86 @@ func (c *Config) defaults() {
 }
 
 // validate checks what spans keys. Every error names the key it concerns.
-func (c *Config) validate(loc *locator) error {
+// Errors point at the value of the key concerned (inside its quotes, as
+// the decoder's do) or, for a missing key, at the header of its table.
+func (c *Config) validate(loc *tomlpos.Locator) error {
 	var errs []error
-	bad := func(key []string, index int, format string, args ...any) {
-		line, col := loc.findIndexed(key, index, true)
-		errs = append(errs, fmt.Errorf("%s:%d:%d: %s", c.File, line, col, fmt.Sprintf(format, args...)))
+	bad := func(path, format string, args ...any) {
+		p := loc.Inner(path)
+		errs = append(errs, fmt.Errorf("%s:%d:%d: %s", c.File, p.Line, p.Col, fmt.Sprintf(format, args...)))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad([]string{"log", "level"}, 0, "log level %q: expected debug, info, warn or error", c.Log.Level)
+		bad("log.level", "log level %q: expected debug, info, warn or error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "json", "text":
 	default:
-		bad([]string{"log", "format"}, 0, "log format %q: expected json or text", c.Log.Format)
+		bad("log.format", "log format %q: expected json or text", c.Log.Format)
 	}
 	if err := checkAddr(c.Admin.Address, !c.Admin.AllowNonLoopback); err != nil {
-		bad([]string{"admin", "address"}, 0, "admin address: %v (the admin listener serves status and metrics; set allow_non_loopback = true to expose it)", err)
+		bad("admin.address", "admin address: %v (the admin listener serves status and metrics; set allow_non_loopback = true to expose it)", err)
 	}
 	if c.Audit.Path == "" {
-		bad([]string{"audit"}, 0, "audit.path is required: a file path, or \"-\" for standard output")
+		bad("audit", "audit.path is required: a file path, or \"-\" for standard output")
 	}
 	if c.Audit.QueueSize < 0 {
-		bad([]string{"audit", "queue_size"}, 0, "audit.queue_size %d: expected a positive number of records", c.Audit.QueueSize)
+		bad("audit.queue_size", "audit.queue_size %d: expected a positive number of records", c.Audit.QueueSize)
 	}
 	if c.Identity.Socket != "" && !strings.HasPrefix(c.Identity.Socket, "unix://") && !strings.HasPrefix(c.Identity.Socket, "tcp://") {
-		bad([]string{"identity", "socket"}, 0, "identity.socket %q: expected unix:///path/to/agent.sock or tcp://host:port", c.Identity.Socket)
+		bad("identity.socket", "identity.socket %q: expected unix:///path/to/agent.sock or tcp://host:port", c.Identity.Socket)
 	}
 	if c.Identity.Socket == "" && os.Getenv("SPIFFE_ENDPOINT_SOCKET") == "" {
-		bad([]string{"identity"}, 0, "no Workload API endpoint: set identity.socket or the SPIFFE_ENDPOINT_SOCKET environment variable")
+		bad("identity", "no Workload API endpoint: set identity.socket or the SPIFFE_ENDPOINT_SOCKET environment variable")
 	}
 	if len(c.Listeners) == 0 {
 		errs = append(errs, fmt.Errorf("%s:1:1: no [[listener]] defined: svidgate needs at least one", c.File))
 	}
 	names := map[string]bool{}
 	for i, l := range c.Listeners {
-		key := func(k string) []string { return []string{"listener", k} }
+		key := func(k string) string { return listenerPath(k, i) }
 		if l.Name == "" {
-			bad(key(""), i, "listener %d: name is required", i+1)
+			bad(key(""), "listener %d: name is required", i+1)
 		} else if names[l.Name] {
-			bad(key("name"), i, "listener name %q is used twice; names must be unique", l.Name)
+			bad(key("name"), "listener name %q is used twice; names must be unique", l.Name)
 		}
 		names[l.Name] = true
 		if l.Mode == "" {
-			bad(key(""), i, "listener %q: mode is required: \"inbound\" or \"outbound\"", l.Name)
+			bad(key(""), "listener %q: mode is required: \"inbound\" or \"outbound\"", l.Name)
 		}
 		if l.Upstream.Scheme == "" {
-			bad(key(""), i, "listener %q: upstream is required", l.Name)
+			bad(key(""), "listener %q: upstream is required", l.Name)
 		}
 		switch l.Mode {
 		case Inbound:
 			if err := checkAddr(l.Address, false); err != nil {
-				bad(key("address"), i, "listener %q address: %v", l.Name, err)
+				bad(key("address"), "listener %q address: %v", l.Name, err)
 			}
 			if l.Policy == "" {
-				bad(key(""), i, "listener %q: an inbound listener needs a policy file (deny by default: without one nothing could pass)", l.Name)
+				bad(key(""), "listener %q: an inbound listener needs a policy file (deny by default: without one nothing could pass)", l.Name)
 			}
 			if l.Upstream.Scheme == "https" {
-				bad(key("upstream"), i, "listener %q: an inbound listener forwards plain HTTP to the local app: use http:// or unix://, not https://", l.Name)
+				bad(key("upstream"), "listener %q: an inbound listener forwards plain HTTP to the local app: use http:// or unix://, not https://", l.Name)
 			}
 			if !l.UpstreamSPIFFEID.IsZero() {
-				bad(key("upstream_spiffe_id"), i, "listener %q: upstream_spiffe_id belongs to outbound listeners", l.Name)
+				bad(key("upstream_spiffe_id"), "listener %q: upstream_spiffe_id belongs to outbound listeners", l.Name)
 			}
 		case Outbound:
 			if err := checkAddr(l.Address, true); err != nil {
-				bad(key("address"), i, "listener %q address: %v (an outbound listener accepts plain text from the local app and must not be reachable from elsewhere)", l.Name, err)
+				bad(key("address"), "listener %q address: %v (an outbound listener accepts plain text from the local app and must not be reachable from elsewhere)", l.Name, err)
 			}
 			if l.Upstream.Scheme != "" && l.Upstream.Scheme != "https" {
-				bad(key("upstream"), i, "listener %q: an outbound listener originates mTLS: upstream must be https://host:port", l.Name)
+				bad(key("upstream"), "listener %q: an outbound listener originates mTLS: upstream must be https://host:port", l.Name)
 			}
 			if l.UpstreamSPIFFEID.IsZero() {
-				bad(key(""), i, "listener %q: upstream_spiffe_id is required: the SPIFFE ID the upstream must present", l.Name)
+				bad(key(""), "listener %q: upstream_spiffe_id is required: the SPIFFE ID the upstream must present", l.Name)
 			}
 			if l.Policy != "" {
-				bad(key("policy"), i, "listener %q: outbound listeners take no policy; authorize on the upstream's inbound listener", l.Name)
+				bad(key("policy"), "listener %q: outbound listeners take no policy; authorize on the upstream's inbound listener", l.Name)
 			}
 			if len(l.TrustDomains) > 0 {
-				bad(key("trust_domains"), i, "listener %q: trust_domains belongs to inbound listeners", l.Name)
+				bad(key("trust_domains"), "listener %q: trust_domains belongs to inbound listeners", l.Name)
 			}
 		}
 	}

@@ -27,7 +27,8 @@ type Holder struct {
 	file    string
 	current atomic.Pointer[policy.Policy]
 	log     *slog.Logger
-	// OnResult, if set, is called after every load attempt.
+	// OnResult, if set, is called after every load attempt with the policy
+	// enforcing afterwards (never nil) and the load error, if any.
 	OnResult func(p *policy.Policy, err error)
 
 	mu   sync.Mutex // serializes loads
@@ -71,6 +72,7 @@ func (h *Holder) Reload() error {
 	p, err := policy.Load(h.file)
 	h.last = Result{Time: time.Now(), OK: err == nil}
 	if err != nil {
+		p = h.current.Load()
 		h.last.Error = err.Error()
 		h.log.Error("policy reload failed; the last good policy stays in force",
 			"file", h.file, "enforcing_sha256", h.current.Load().SHA256(), "error", err.Error())

@@ -48,7 +48,12 @@ func TestReloadKeepsLastGoodPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var results []error
-	h.OnResult = func(_ *policy.Policy, err error) { results = append(results, err) }
+	h.OnResult = func(p *policy.Policy, err error) {
+		if p == nil {
+			t.Error("OnResult got a nil policy")
+		}
+		results = append(results, err)
+	}
 
 	write(t, file, rules("a")+"\n[[rule]]\nid = \"broken\"\n")
 	if err := h.Reload(); err == nil {

@@ -1,4 +1,4 @@
-package policy
+package tomlpos
 
 import (
 	"sort"
@@ -6,36 +6,32 @@ import (
 	"strings"
 )
 
-// locator finds where keys and values are written in a TOML document that
-// has already been parsed successfully by BurntSushi/toml.
-//
-// The decoder's own position data is keyed by dotted key path, so every
-// [[rule]] table shares the position of the last one, and it only surfaces
-// through the first decode error. The policy checker needs the position of
-// any key in any rule, so locator scans the text once and records, for every
-// path such as "rule[2].callers[1]", the offset of the key (or of the table
-// header, or of the array element) and of its value.
+// Locator holds the positions of one document's keys and values.
 //
 // The scanner is lenient: it assumes valid TOML and never fails. Whatever it
-// cannot follow simply has no position, and callers fall back to a parent's.
-type locator struct {
+// cannot follow simply has no position, and lookups fall back to a parent's.
+type Locator struct {
 	src   string
 	i     int
-	keys  map[string]int // path → offset of the key, table header or array element
-	vals  map[string]int // path → offset of the value
-	aot   map[string]int // array-of-tables path → index of its last element
-	lines []int          // offsets at which lines start
+	keys  map[string]int    // path → offset of the key, table header or array element
+	vals  map[string]int    // path → offset of the value
+	first map[string]string // path without indexes → first path with indexes
+	aot   map[string]int    // array-of-tables path → index of its last element
+	lines []int             // offsets at which lines start
 }
 
-// pos is a position in the policy file: 1-based line and 1-based byte column.
-type pos struct{ line, col int }
+// Pos is a position in the document: 1-based line and 1-based byte column.
+// A byte order mark at the start counts towards the columns of line 1.
+type Pos struct{ Line, Col int }
 
-func locate(src string) *locator {
-	l := &locator{
-		src:  src,
-		keys: make(map[string]int),
-		vals: make(map[string]int),
-		aot:  make(map[string]int),
+// Locate scans src, which must be TOML that has been decoded successfully.
+func Locate(src string) *Locator {
+	l := &Locator{
+		src:   src,
+		keys:  make(map[string]int),
+		vals:  make(map[string]int),
+		first: make(map[string]string),
+		aot:   make(map[string]int),
 	}
 	l.lines = append(l.lines, 0)
 	for i := 0; i < len(src); i++ {
@@ -50,30 +46,68 @@ func locate(src string) *locator {
 	return l
 }
 
-// keyPos returns the position of path's key, or of its nearest ancestor's.
-func (l *locator) keyPos(path string) pos { return l.lookup(l.keys, path) }
+// Key returns the position of path's key, table header or array element,
+// or of its nearest ancestor's; 1:1 if none is written.
+func (l *Locator) Key(path string) Pos { return l.lookup(l.keys, path) }
 
-// valPos returns the position of path's value, or failing that of its key.
-func (l *locator) valPos(path string) pos {
+// Value returns the position of path's value, or failing that of its key.
+// For a string the position is that of its opening quote.
+func (l *Locator) Value(path string) Pos {
 	if off, ok := l.vals[path]; ok {
 		return l.pos(off)
 	}
-	return l.keyPos(path)
+	return l.Key(path)
 }
 
-func (l *locator) lookup(m map[string]int, path string) pos {
+// Inner is like Value, except that for a quoted string value it returns the
+// position just inside the opening quotes, where the decoder places its own
+// positions of string values.
+func (l *Locator) Inner(path string) Pos {
+	off, ok := l.vals[path]
+	if !ok {
+		return l.Key(path)
+	}
+	switch rest := l.src[off:]; {
+	case strings.HasPrefix(rest, `"""`), strings.HasPrefix(rest, "'''"):
+		off += 3
+	case strings.HasPrefix(rest, `"`), strings.HasPrefix(rest, "'"):
+		off++
+	}
+	return l.pos(off)
+}
+
+// First resolves a path written without indexes, such as the keys that
+// BurntSushi/toml reports (["listener", "address"] is "listener.address"),
+// to the path of its first occurrence, such as "listener[0].address".
+// If path occurs nowhere, its nearest ancestor that does is resolved and the
+// rest of path is kept, so that Key and Value fall back to that ancestor.
+func (l *Locator) First(path string) string {
+	if path == "" {
+		return ""
+	}
+	if p, ok := l.first[path]; ok {
+		return p
+	}
+	parent := parentPath(path)
+	if parent == "" {
+		return path
+	}
+	return l.First(parent) + path[len(parent):]
+}
+
+func (l *Locator) lookup(m map[string]int, path string) Pos {
 	for path != "" {
 		if off, ok := m[path]; ok {
 			return l.pos(off)
 		}
 		path = parentPath(path)
 	}
-	return pos{1, 1}
+	return Pos{1, 1}
 }
 
-func (l *locator) pos(off int) pos {
+func (l *Locator) pos(off int) Pos {
 	line := sort.Search(len(l.lines), func(i int) bool { return l.lines[i] > off })
-	return pos{line: line, col: off - l.lines[line-1] + 1}
+	return Pos{Line: line, Col: off - l.lines[line-1] + 1}
 }
 
 // parentPath strips the last component from "a.b[3]" style paths.
@@ -85,21 +119,47 @@ func parentPath(p string) string {
 	return p[:i]
 }
 
-func joinPath(parent, key string) string {
+// stripIndexes removes every "[n]" from path.
+func stripIndexes(path string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(path, '[')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(path[i:], ']')
+		if j < 0 {
+			break
+		}
+		b.WriteString(path[:i])
+		path = path[i+j+1:]
+	}
+	if b.Len() == 0 {
+		return path
+	}
+	b.WriteString(path)
+	return b.String()
+}
+
+// Join returns the path of key inside the table or inline table at parent
+// ("" for the root table).
+func Join(parent, key string) string {
 	if parent == "" {
 		return key
 	}
 	return parent + "." + key
 }
 
-func indexPath(parent string, n int) string {
+// Index returns the path of the n-th element (from 0) of the array or array
+// of tables at parent.
+func Index(parent string, n int) string {
 	return parent + "[" + strconv.Itoa(n) + "]"
 }
 
-func (l *locator) eof() bool  { return l.i >= len(l.src) }
-func (l *locator) peek() byte { return l.src[l.i] }
+func (l *Locator) eof() bool  { return l.i >= len(l.src) }
+func (l *Locator) peek() byte { return l.src[l.i] }
 
-func (l *locator) document() {
+func (l *Locator) document() {
 	table := ""
 	for {
 		l.skipSpaceNewlines()
@@ -120,7 +180,7 @@ func (l *locator) document() {
 }
 
 // header reads "[a.b]" or "[[a.b]]" and returns the resolved table path.
-func (l *locator) header() string {
+func (l *Locator) header() string {
 	start := l.i
 	array := strings.HasPrefix(l.src[l.i:], "[[")
 	if array {
@@ -135,7 +195,7 @@ func (l *locator) header() string {
 	}
 	path := ""
 	for n, name := range names {
-		path = joinPath(path, name)
+		path = Join(path, name)
 		if n == len(names)-1 && array {
 			idx := 0
 			if last, ok := l.aot[path]; ok {
@@ -143,9 +203,9 @@ func (l *locator) header() string {
 			}
 			l.aot[path] = idx
 			l.setKey(path, start)
-			path = indexPath(path, idx)
+			path = Index(path, idx)
 		} else if last, ok := l.aot[path]; ok {
-			path = indexPath(path, last)
+			path = Index(path, last)
 		}
 		l.setKey(path, start)
 	}
@@ -153,11 +213,11 @@ func (l *locator) header() string {
 }
 
 // keyValue reads "a.b = value" inside table.
-func (l *locator) keyValue(table string) {
+func (l *Locator) keyValue(table string) {
 	path := table
 	start := l.i
 	for _, name := range l.key() {
-		path = joinPath(path, name)
+		path = Join(path, name)
 		l.setKey(path, start)
 	}
 	l.skipSpace()
@@ -169,14 +229,17 @@ func (l *locator) keyValue(table string) {
 	l.value(path)
 }
 
-func (l *locator) setKey(path string, off int) {
+func (l *Locator) setKey(path string, off int) {
 	if _, ok := l.keys[path]; !ok {
 		l.keys[path] = off
+	}
+	if p := stripIndexes(path); l.first[p] == "" {
+		l.first[p] = path
 	}
 }
 
 // key reads a possibly dotted, possibly quoted key.
-func (l *locator) key() []string {
+func (l *Locator) key() []string {
 	var names []string
 	for {
 		l.skipSpace()
@@ -211,7 +274,7 @@ func (l *locator) key() []string {
 	}
 }
 
-func (l *locator) value(path string) {
+func (l *Locator) value(path string) {
 	if l.eof() {
 		return
 	}
@@ -241,7 +304,7 @@ func (l *locator) value(path string) {
 				return
 			}
 			start := l.i
-			elem := indexPath(path, n)
+			elem := Index(path, n)
 			l.setKey(elem, start)
 			l.value(elem)
 			l.skipSpaceNewlines()
@@ -281,7 +344,7 @@ func (l *locator) value(path string) {
 }
 
 // basicString reads "..." and returns it with its quotes.
-func (l *locator) basicString() string {
+func (l *Locator) basicString() string {
 	start := l.i
 	l.i++
 	for !l.eof() {
@@ -302,7 +365,7 @@ func (l *locator) basicString() string {
 }
 
 // literalString reads '...' and returns it with its quotes.
-func (l *locator) literalString() string {
+func (l *Locator) literalString() string {
 	start := l.i
 	end := strings.IndexAny(l.src[l.i+1:], "'\n")
 	if end < 0 {
@@ -315,7 +378,7 @@ func (l *locator) literalString() string {
 
 // multiline skips a triple-quoted string, including up to two quotes that
 // belong to the content just before the closing delimiter.
-func (l *locator) multiline(delim string, escapes bool) {
+func (l *Locator) multiline(delim string, escapes bool) {
 	l.i += 3
 	for !l.eof() {
 		if escapes && l.peek() == '\\' {
@@ -334,14 +397,14 @@ func (l *locator) multiline(delim string, escapes bool) {
 	l.i = len(l.src)
 }
 
-func (l *locator) skipSpace() {
+func (l *Locator) skipSpace() {
 	for !l.eof() && (l.peek() == ' ' || l.peek() == '\t' || l.peek() == '\r') {
 		l.i++
 	}
 }
 
 // skipSpaceNewlines skips white space, newlines and comments.
-func (l *locator) skipSpaceNewlines() {
+func (l *Locator) skipSpaceNewlines() {
 	for !l.eof() {
 		switch l.peek() {
 		case ' ', '\t', '\r', '\n':
@@ -354,7 +417,7 @@ func (l *locator) skipSpaceNewlines() {
 	}
 }
 
-func (l *locator) skipComment() {
+func (l *Locator) skipComment() {
 	if end := strings.IndexByte(l.src[l.i:], '\n'); end >= 0 {
 		l.i += end
 	} else {
@@ -363,7 +426,7 @@ func (l *locator) skipComment() {
 }
 
 // skipLine skips the rest of a line after a header or key/value pair.
-func (l *locator) skipLine() {
+func (l *Locator) skipLine() {
 	l.skipSpace()
 	if !l.eof() && l.peek() == '#' {
 		l.skipComment()
