@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -99,6 +100,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.Source.CertSerial = leaf.SerialNumber.Text(16)
 		rec.Source.CertNotAfter = leaf.NotAfter.UTC()
+		// A connection can outlive the SVID it was verified with.
+		switch freshness(leaf, start) {
+		case expired:
+			rec.Decision = audit.Decision{Result: "deny", Reason: "client X509-SVID expired at " +
+				leaf.NotAfter.UTC().Format(time.RFC3339) + "; the connection outlived it"}
+			w.Header().Set("Connection", "close")
+			rec.Request.Path = requestPath(r)
+			rec.Request.GRPCStatus = refuse(rw, r, http.StatusUnauthorized, "unauthenticated: client certificate expired; reconnect with a current SVID")
+			return
+		case aging:
+			// Past three quarters of its life the peer holds a newer SVID
+			// (SPIRE rotates at half-life): ask it to reconnect with that
+			// one. On HTTP/2 this sends GOAWAY once in-flight streams end.
+			w.Header().Set("Connection", "close")
+		}
 	}
 
 	raw := requestPath(r)
@@ -160,6 +176,26 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if grpc && rec.Request.GRPCStatus == "" {
 		rec.Request.GRPCStatus = grpcStatus(rw.Header())
 	}
+}
+
+type validity uint8
+
+const (
+	fresh validity = iota
+	aging
+	expired
+)
+
+// freshness tells how far into its lifetime a peer certificate is at now.
+func freshness(leaf *x509.Certificate, now time.Time) validity {
+	if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
+		return expired
+	}
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	if now.After(leaf.NotBefore.Add(life / 4 * 3)) {
+		return aging
+	}
+	return fresh
 }
 
 // requestPath is the path as the client sent it. net/http parses an

@@ -100,6 +100,7 @@ type fixture struct {
 	sink    *memSink
 	writer  *audit.Writer
 	seen    chan *http.Request // requests that reached the HTTP backend
+	handler http.Handler
 	gateway spiffeid.ID
 }
 
@@ -152,6 +153,7 @@ func start(t *testing.T) *fixture {
 		UpstreamTimeout: config.Duration{Duration: 5 * time.Second}}
 	deps := Deps{Identity: src, Audit: f.writer, Metrics: telemetry.NewMetrics("test", nil), Log: slog.New(slog.DiscardHandler)}
 	srv := NewServer(lc, holder, deps)
+	f.handler = srv.Handler
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

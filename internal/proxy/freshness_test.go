@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+
+	"github.com/svidgate/svidgate/internal/identity"
+)
+
+// A client whose SVID is in its last quarter is asked to reconnect, over
+// HTTP/1.1 (Connection: close) and HTTP/2 (GOAWAY), and still served.
+func TestAgingClientIsAskedToReconnect(t *testing.T) {
+	f := start(t)
+	for _, h2 := range []bool{false, true} {
+		src := &identity.Source{}
+		// Valid from a minute ago for 5 s more: 92% through its life.
+		src.Set(f.ca.Issue(t, "spiffe://example.org/web", 5*time.Second), x509bundle.NewSet(f.ca.Bundle()))
+		cfg := src.ClientConfig(f.gateway)
+		if !h2 {
+			cfg.NextProtos = []string{"http/1.1"}
+		}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: h2}}
+		newConns := 0
+		for range 2 {
+			trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+				if !i.Reused {
+					newConns++
+				}
+			}}
+			req, _ := http.NewRequest("GET", "https://"+f.addr+"/orders/1", nil)
+			req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			<-f.seen
+			if resp.StatusCode != 200 {
+				t.Fatalf("h2=%v: status %d", h2, resp.StatusCode)
+			}
+			time.Sleep(50 * time.Millisecond) // let GOAWAY arrive
+		}
+		if newConns != 2 {
+			t.Errorf("h2=%v: %d new connections for 2 requests, want 2 (the first must be closed)", h2, newConns)
+		}
+	}
+}
+
+// A connection that outlived the client's SVID is refused per request,
+// and told to close.
+func TestExpiredClientOnLiveConnection(t *testing.T) {
+	f := start(t)
+	leaf := *f.ca.Issue(t, "spiffe://example.org/web", time.Hour).Certificates[0]
+	leaf.NotAfter = time.Now().Add(-time.Second) // as if the connection had lived on
+
+	r := httptest.NewRequest("GET", "/orders/1", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{&leaf}}
+	w := httptest.NewRecorder()
+	f.handler.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized || w.Header().Get("Connection") != "close" {
+		t.Fatalf("status %d, Connection %q; want 401 and close", w.Code, w.Header().Get("Connection"))
+	}
+	select {
+	case <-f.seen:
+		t.Fatal("request reached the backend")
+	default:
+	}
+	recs := f.sink.records(t, f.writer)
+	if len(recs) != 1 || recs[0].Status != 401 || recs[0].Decision.Result != "deny" {
+		t.Fatalf("audit: %+v", recs)
+	}
+}
+
+func TestFreshness(t *testing.T) {
+	now := time.Now()
+	leaf := &x509.Certificate{NotBefore: now.Add(-time.Minute), NotAfter: now.Add(3 * time.Minute)}
+	for _, tt := range []struct {
+		at   time.Time
+		want validity
+	}{
+		{now, fresh},
+		{now.Add(110 * time.Second), fresh},
+		{now.Add(130 * time.Second), aging},
+		{now.Add(181 * time.Second), expired},
+		{now.Add(-2 * time.Minute), expired},
+	} {
+		if got := freshness(leaf, tt.at); got != tt.want {
+			t.Errorf("at %v: %v, want %v", tt.at.Sub(now), got, tt.want)
+		}
+	}
+}
