@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 type memSink struct {
@@ -69,7 +70,8 @@ func TestWriterWritesEveryRecordInOrder(t *testing.T) {
 	}
 }
 
-// Written plus dropped must equal enqueued even while the sink fails.
+// Written plus dropped must equal enqueued, while the sink fails and after
+// it recovers.
 func TestWriterCountsFailedWritesAsDropped(t *testing.T) {
 	sink := &memSink{}
 	sink.fail.Store(true)
@@ -79,26 +81,69 @@ func TestWriterCountsFailedWritesAsDropped(t *testing.T) {
 		Dropped:     func(n int) { dropped.Add(int64(n)) },
 		WriteErrors: func() { errs.Add(1) },
 	}})
-	const n = 2000
-	for range n {
-		_ = w.Enqueue(&Record{Listener: "in"})
+	settle := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for written.Load()+dropped.Load() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("written %d + dropped %d never reached %d", written.Load(), dropped.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	const failing = 20
+	for i := range failing {
+		if err := w.Enqueue(&Record{Listener: "in"}); err != nil {
+			t.Fatal(err)
+		}
+		settle(int64(i + 1))
+	}
+	if dropped.Load() != failing || errs.Load() != failing || written.Load() != 0 {
+		t.Fatalf("failing sink: written %d, dropped %d, errors %d; want 0, %d, %d", written.Load(), dropped.Load(), errs.Load(), failing, failing)
 	}
 	sink.fail.Store(false)
 	for range 10 {
-		_ = w.Enqueue(&Record{Listener: "in"})
+		if err := w.Enqueue(&Record{Listener: "in"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := written.Load() + dropped.Load(); got != n+10 {
-		t.Errorf("written %d + dropped %d = %d, want %d", written.Load(), dropped.Load(), got, n+10)
+	if written.Load() != 10 || dropped.Load() != failing {
+		t.Errorf("after recovery: written %d, dropped %d; want 10, %d", written.Load(), dropped.Load(), failing)
 	}
-	if dropped.Load() == 0 || errs.Load() == 0 {
-		t.Errorf("dropped %d, write errors %d: want both > 0", dropped.Load(), errs.Load())
+}
+
+// A full queue refuses at once and counts the drop.
+func TestWriterQueueFull(t *testing.T) {
+	block := make(chan struct{})
+	sink := &blockingSink{release: block}
+	var dropped atomic.Int64
+	w := NewWriter(sink, Options{QueueSize: 4, Counters: Counters{Dropped: func(n int) { dropped.Add(int64(n)) }}})
+	refused := 0
+	for range 100 {
+		if err := w.Enqueue(&Record{}); errors.Is(err, ErrQueueFull) {
+			refused++
+		}
 	}
-	if written.Load() == 0 {
-		t.Error("nothing written after the sink recovered")
+	close(block)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
+	if refused == 0 || int64(refused) != dropped.Load() {
+		t.Errorf("refused %d, dropped counter %d: want both equal and > 0", refused, dropped.Load())
+	}
+}
+
+type blockingSink struct {
+	memSink
+	release chan struct{}
+}
+
+func (b *blockingSink) Write(p []byte) (int, error) {
+	<-b.release
+	return b.memSink.Write(p)
 }
 
 func BenchmarkEnqueue(b *testing.B) {

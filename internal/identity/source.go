@@ -171,21 +171,31 @@ func (s *Source) Watch(ctx context.Context, addr string, timeout time.Duration) 
 	}
 	first := make(chan struct{})
 	w := &firstWatcher{Source: s, first: first}
+	watchCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		defer client.Close()
 		// WatchX509Context retries with backoff until ctx ends.
-		_ = client.WatchX509Context(ctx, w)
+		_ = client.WatchX509Context(watchCtx, w)
 	}()
+	// On failure the watch is stopped before returning, so that nothing
+	// logs or updates the source afterwards.
+	stop := func() { cancel(); <-done }
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
 	case <-first:
 		return nil
-	case <-time.After(timeout):
+	case <-timer.C:
+		stop()
 		where := addr
 		if where == "" {
 			where = "$SPIFFE_ENDPOINT_SOCKET"
 		}
 		return fmt.Errorf("identity: timed out after %s waiting for the first X509-SVID from the Workload API at %s (is the SPIRE agent running and reachable at that socket, and is there a registration entry whose selectors match this process?)", timeout, where)
 	case <-ctx.Done():
+		stop()
 		return ctx.Err()
 	}
 }

@@ -1,0 +1,335 @@
+package integration
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// listener is one [[listener]] of a gateway.toml.
+type listener struct {
+	name       string
+	mode       string // inbound | outbound
+	address    string
+	upstream   string
+	policy     string // inbound: file name in the gateway's directory
+	upstreamID spiffeid.ID
+}
+
+// gateway is one svidgate process with its own identity: its own copy of the
+// binary, selected by a unix:path entry.
+type gateway struct {
+	name      string
+	id        spiffeid.ID
+	agent     *spireAgent
+	ttl       time.Duration // X509-SVID lifetime of its entry; 0: the server's default
+	listeners []listener
+	policies  map[string]string // policy file name → content
+
+	dir    string
+	bin    string
+	config string
+	admin  string // host:port
+	audit  string
+
+	proc  *proc
+	ready chan struct{} // closed when startErr is set or /readyz answered 200
+	err   error
+}
+
+// addr returns the address of the named listener.
+func (g *gateway) addr(name string) string {
+	for _, l := range g.listeners {
+		if l.name == name {
+			return l.address
+		}
+	}
+	panic("no listener " + name + " on " + g.name)
+}
+
+func (g *gateway) adminURL(path string) string { return "http://" + g.admin + path }
+
+// gatewayTOML renders the gateway.toml of g, as documented in docs/CONFIG.md.
+func (g *gateway) gatewayTOML(initialTimeout string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "shutdown_timeout = %q\n\n", "5s")
+	fmt.Fprintf(&b, "[identity]\nsocket = %q\ninitial_timeout = %q\n\n", g.agent.workloadSocket(), initialTimeout)
+	fmt.Fprintf(&b, "[log]\nlevel = %q\nformat = %q\n\n", "info", "json")
+	fmt.Fprintf(&b, "[admin]\naddress = %q\n\n", g.admin)
+	fmt.Fprintf(&b, "[audit]\npath = %q\n", "audit.jsonl")
+	for _, l := range g.listeners {
+		fmt.Fprintf(&b, "\n[[listener]]\nname = %q\nmode = %q\naddress = %q\nupstream = %q\n", l.name, l.mode, l.address, l.upstream)
+		if l.policy != "" {
+			fmt.Fprintf(&b, "policy = %q\n", l.policy)
+		}
+		if !l.upstreamID.IsZero() {
+			fmt.Fprintf(&b, "upstream_spiffe_id = %q\n", l.upstreamID.String())
+		}
+	}
+	return b.String()
+}
+
+// prepare creates the gateway's directory, binary copy, config and policies.
+func (h *harness) prepare(g *gateway, initialTimeout string) error {
+	g.dir = filepath.Join(h.dir, "gw", g.name)
+	if err := os.MkdirAll(g.dir, 0o755); err != nil {
+		return err
+	}
+	g.bin = filepath.Join(g.dir, "svidgate")
+	if err := copyFile(h.svidgate, g.bin); err != nil {
+		return err
+	}
+	if g.admin == "" {
+		var err error
+		if g.admin, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	for name, content := range g.policies {
+		if err := os.WriteFile(filepath.Join(g.dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	g.config = filepath.Join(g.dir, "gateway.toml")
+	g.audit = filepath.Join(g.dir, "audit.jsonl")
+	g.ready = make(chan struct{})
+	return os.WriteFile(g.config, []byte(g.gatewayTOML(initialTimeout)), 0o644)
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// launch starts the gateway process.
+func (h *harness) launch(g *gateway) error {
+	p, err := startProc(g.name, h.logPath(g.name), nil, g.bin, "run", "-config", g.config)
+	if err != nil {
+		return err
+	}
+	g.proc = p
+	return nil
+}
+
+// waitReady waits until /readyz answers 200 and /v1/status names the
+// expected SPIFFE ID; it records the outcome in g.err and closes g.ready.
+func (g *gateway) waitReady(timeout time.Duration) {
+	defer close(g.ready)
+	c := &http.Client{Timeout: 2 * time.Second}
+	err := poll(timeout, 100*time.Millisecond, func() error {
+		if g.proc.exited() {
+			return permanent(fmt.Errorf("exited with %v", g.proc.err))
+		}
+		code, err := getJSON(c, g.adminURL("/readyz"), nil)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("/readyz: %d", code)
+		}
+		return nil
+	})
+	if err == nil {
+		var st gwStatus
+		if _, err = getJSON(c, g.adminURL("/v1/status"), &st); err == nil && st.SPIFFEID != g.id.String() {
+			err = fmt.Errorf("/v1/status: spiffe_id %q, want %q (is the unix:path entry wrong?)", st.SPIFFEID, g.id)
+		}
+	}
+	if err != nil {
+		g.err = fmt.Errorf("gateway %s (%s) not ready within %v: %v\nconfig %s, log %s:\n%s",
+			g.name, g.id, timeout, err, g.config, g.proc.log, indent(g.proc.tail(25)))
+	}
+}
+
+// startGateways registers, starts and waits for every gateway of the suite.
+// A gateway that does not come up fails only the tests that use it.
+func (h *harness) startGateways() error {
+	specs, err := h.gatewaySpecs()
+	if err != nil {
+		return err
+	}
+	for _, g := range specs {
+		if err := h.prepare(g, "30s"); err != nil {
+			return err
+		}
+		if err := h.spire.register(g.agent, g.id, g.ttl, "unix:path:"+g.bin); err != nil {
+			return fmt.Errorf("register %s: %w", g.name, err)
+		}
+		h.gateways[g.name] = g
+	}
+	var wg sync.WaitGroup
+	for _, g := range specs {
+		if err := h.launch(g); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.waitReady(60 * time.Second)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// gateway returns a running gateway of the suite or fails the test.
+func (h *harness) gateway(t testing.TB, name string) *gateway {
+	t.Helper()
+	g, ok := h.gateways[name]
+	if !ok {
+		t.Fatalf("no gateway %q in the suite", name)
+	}
+	<-g.ready
+	if g.err != nil {
+		t.Fatal(g.err)
+	}
+	if g.proc.exited() {
+		t.Fatalf("gateway %s is no longer running (%v); log %s:\n%s", name, g.proc.err, g.proc.log, indent(g.proc.tail(25)))
+	}
+	return g
+}
+
+// diagnose adds to err what became of the gateway process, if it ended.
+func (g *gateway) diagnose(err error) error {
+	if g.proc != nil && g.proc.wait(300*time.Millisecond) {
+		return permanent(fmt.Errorf("%w\ngateway %s has exited (%v); log %s:\n%s", err, g.name, g.proc.err, g.proc.log, indent(g.proc.tail(25))))
+	}
+	return err
+}
+
+// gwStatus is the JSON of GET /v1/status.
+type gwStatus struct {
+	SPIFFEID      string   `json:"spiffe_id"`
+	SVIDExpiresAt string   `json:"svid_expires_at"`
+	SVIDSerial    string   `json:"svid_serial"`
+	TrustDomains  []string `json:"trust_domains"`
+	Listeners     []struct {
+		Name    string `json:"name"`
+		Mode    string `json:"mode"`
+		Address string `json:"address"`
+		Policy  *struct {
+			File       string          `json:"file"`
+			SHA256     string          `json:"sha256"`
+			Rules      json.RawMessage `json:"rules"`
+			LastReload *struct {
+				Time   string `json:"time"`
+				Result string `json:"result"`
+				Error  string `json:"error"`
+			} `json:"last_reload"`
+		} `json:"policy"`
+	} `json:"listeners"`
+}
+
+func (g *gateway) status() (*gwStatus, error) {
+	var st gwStatus
+	code, err := getJSON(&http.Client{Timeout: 5 * time.Second}, g.adminURL("/v1/status"), &st)
+	if err != nil {
+		return nil, g.diagnose(err)
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("%s /v1/status: %d", g.name, code)
+	}
+	if st.SVIDSerial == "" {
+		return nil, fmt.Errorf("%s /v1/status: empty svid_serial", g.name)
+	}
+	return &st, nil
+}
+
+// auditRecord is one line of the audit trail, the fields the tests check.
+type auditRecord struct {
+	Time     string `json:"time"`
+	Listener string `json:"listener"`
+	Mode     string `json:"mode"`
+	Source   struct {
+		SPIFFEID     string `json:"spiffe_id"`
+		CertSerial   string `json:"cert_serial"`
+		CertNotAfter string `json:"cert_not_after"`
+		Addr         string `json:"addr"`
+	} `json:"source"`
+	Request struct {
+		Method     string `json:"method"`
+		Host       string `json:"host"`
+		Path       string `json:"path"`
+		Proto      string `json:"proto"`
+		GRPCMethod string `json:"grpc_method"`
+	} `json:"request"`
+	Decision struct {
+		Result string `json:"result"`
+		Rule   string `json:"rule"`
+		Reason string `json:"reason"`
+	} `json:"decision"`
+	Status   int `json:"status"`
+	Upstream *struct {
+		Addr       string  `json:"addr"`
+		Status     int     `json:"status"`
+		DurationMS float64 `json:"duration_ms"`
+	} `json:"upstream"`
+}
+
+// auditRecords returns every record of the gateway's audit file so far.
+func (g *gateway) auditRecords() ([]auditRecord, error) {
+	b, err := os.ReadFile(g.audit)
+	if err != nil {
+		return nil, err
+	}
+	var recs []auditRecord
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		var r auditRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return nil, fmt.Errorf("%s line %d is not JSON: %v: %.200q", g.audit, i+1, err, line)
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+// findAudit polls the gateway's audit file until a record satisfies match.
+func (g *gateway) findAudit(timeout time.Duration, match func(*auditRecord) bool) (*auditRecord, error) {
+	var found *auditRecord
+	err := poll(timeout, 100*time.Millisecond, func() error {
+		recs, err := g.auditRecords()
+		if err != nil {
+			return err
+		}
+		for i := range recs {
+			if match(&recs[i]) {
+				found = &recs[i]
+				return nil
+			}
+		}
+		return errors.New("no matching audit record")
+	})
+	return found, err
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
