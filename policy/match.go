@@ -16,10 +16,10 @@ type rule struct {
 	grpc    bool
 	methods methodSet
 	callers []glob
-	hosts   []hostPattern // nil: any host
-	paths   []glob        // nil: any path
-	// Requirements added later ([rule.jwt], [rule.rate]) get fields here
-	// and a check in match.
+	hosts   []hostPattern   // nil: any host
+	paths   []glob          // nil: any path
+	jwt     *JWTRequirement // [rule.jwt]; checked by the caller after Decide
+	rate    *RateSpec       // [rule.rate]; applied by the caller after Decide
 }
 
 // query is an Input prepared once per decision.

@@ -187,10 +187,9 @@ var ruleFields = []field{
 	{"paths", false, checkPaths},
 	{"hosts", false, checkHosts},
 	{"grpc", false, checkGRPC},
+	{"jwt", false, checkJWT},
+	{"rate", false, checkRate},
 }
-
-// plannedKeys are rule keys reserved for features not implemented yet.
-var plannedKeys = []string{"jwt", "rate"}
 
 func ruleKeys() []string {
 	keys := make([]string, len(ruleFields))
@@ -211,9 +210,6 @@ func (c *checker) rule(path string, n int, t map[string]any) rule {
 			continue
 		}
 		hint := suggest(k, known)
-		if slices.Contains(plannedKeys, k) {
-			hint = fmt.Sprintf(" ([rule.%s] is not supported by this version of svidgate)", k)
-		}
 		c.keyErr(tomlpos.Join(path, k), "%s: unknown key %q%s; allowed keys: %s",
 			r.name, k, hint, strings.Join(known, ", "))
 	}
@@ -234,6 +230,9 @@ func (c *checker) rule(path string, n int, t map[string]any) rule {
 	if r.grpc && r.hasPath {
 		c.keyErr(tomlpos.Join(path, "paths"), "%s: a rule with grpc cannot also have paths: "+
 			"a gRPC call's path is its method name, which grpc already matches; remove paths", r.name)
+	}
+	if r.effect == Deny && (r.jwt != nil || r.rate != nil) {
+		c.keyErr(path, "%s: a deny rule cannot have [rule.jwt] or [rule.rate]: they qualify what an allow rule lets through", r.name)
 	}
 	return r.rule
 }

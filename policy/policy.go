@@ -76,6 +76,11 @@ type Decision struct {
 	// DryRun lists, in file order, the dry-run rules that matched. It is
 	// nil unless one did.
 	DryRun []DryRunOutcome `json:"dry_run,omitempty"`
+	// JWT is the deciding allow rule's [rule.jwt], or nil: the request is
+	// allowed only if its JWT-SVID passes JWT.Check.
+	JWT *JWTRequirement `json:"-"`
+	// Rate is the deciding allow rule's [rule.rate], or nil.
+	Rate *RateSpec `json:"-"`
 }
 
 // DryRunOutcome reports a dry-run rule that matched a request: what the rule
@@ -201,7 +206,8 @@ func (p *Policy) decision(allow, deny int, dry []DryRunOutcome) Decision {
 	case deny >= 0:
 		return Decision{Result: Deny, Rule: p.rules[deny].id, Reason: ReasonDenied, DryRun: dry}
 	case allow >= 0:
-		return Decision{Result: Allow, Rule: p.rules[allow].id, Reason: ReasonAllowed, DryRun: dry}
+		r := &p.rules[allow]
+		return Decision{Result: Allow, Rule: r.id, Reason: ReasonAllowed, DryRun: dry, JWT: r.jwt, Rate: r.rate}
 	default:
 		return Decision{Result: Deny, Reason: ReasonNoMatch, DryRun: dry}
 	}

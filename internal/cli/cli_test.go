@@ -112,3 +112,25 @@ func TestExplainNamesEachRule(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainJWTClaims(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "p.toml")
+	if err := os.WriteFile(p, []byte(testPolicy+"[rule.jwt]\naudience = \"spiffe://example.org/orders\"\nclaims = { scope = { contains = \"orders:read\" } }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"policy", "explain", "-policy", p, "-caller", "spiffe://example.org/web", "-path", "/orders/1", "-jwt-claims"}
+	for claims, want := range map[string]string{
+		`{"sub":"spiffe://example.org/web","aud":"spiffe://example.org/orders","scope":["orders:read"]}`:   "jwt:      passes",
+		`{"sub":"spiffe://example.org/web","aud":"spiffe://example.org/orders","scope":["orders:write"]}`:  "FAIL  claims.scope contains",
+		`{"sub":"spiffe://example.org/batch","aud":"spiffe://example.org/orders","scope":["orders:read"]}`: "FAIL  subject = peer",
+	} {
+		code, out, errs := run(append(args, claims)...)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("claims %s: exit %d, output:\n%s%s\nwant %q", claims, code, out, errs, want)
+		}
+	}
+	if code, _, _ := run(append(args, "{not json")...); code != 2 {
+		t.Errorf("bad JSON: exit %d, want 2", code)
+	}
+}
