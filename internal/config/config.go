@@ -23,6 +23,8 @@ type Config struct {
 	Log             Log        `toml:"log"`
 	Admin           Admin      `toml:"admin"`
 	Audit           Audit      `toml:"audit"`
+	JWT             JWT        `toml:"jwt"`
+	RateLimit       RateLimit  `toml:"ratelimit"`
 	Listeners       []Listener `toml:"listener"`
 
 	// File is the path the configuration was read from.
@@ -50,9 +52,53 @@ type Admin struct {
 
 // Audit configures the audit trail.
 type Audit struct {
-	Path         string   `toml:"path"`
-	QueueSize    int      `toml:"queue_size"`
-	SyncInterval Duration `toml:"sync_interval"`
+	Path         string    `toml:"path"`
+	QueueSize    int       `toml:"queue_size"`
+	SyncInterval Duration  `toml:"sync_interval"`
+	OnFailure    OnFailure `toml:"on_failure"`
+	// MaxBytes rotates the file when it would grow past this size; 0
+	// never rotates (use SIGHUP with an external rotation tool).
+	MaxBytes int64 `toml:"max_bytes"`
+	// Keep is how many rotated files are kept.
+	Keep int `toml:"keep"`
+}
+
+// JWT configures JWT-SVID validation.
+type JWT struct {
+	// Leeway tolerates clock skew on exp, nbf and iat.
+	Leeway Duration `toml:"leeway"`
+	// MaxTokenBytes bounds a token before it is parsed.
+	MaxTokenBytes int `toml:"max_token_bytes"`
+	// CacheSize bounds the validated-token cache.
+	CacheSize int `toml:"cache_size"`
+}
+
+// RateLimit configures where limits are counted.
+type RateLimit struct {
+	Backend Backend `toml:"backend"`
+	// MaxTracked bounds the local tables (buckets, in-flight, abuse).
+	MaxTracked int         `toml:"max_tracked"`
+	Redis      RedisConfig `toml:"redis"`
+	Abuse      Abuse       `toml:"abuse"`
+}
+
+// RedisConfig is the shared backend.
+type RedisConfig struct {
+	Address string `toml:"address"`
+	// PasswordFile holds the password, so that it is never in the config.
+	PasswordFile string   `toml:"password_file"`
+	Timeout      Duration `toml:"timeout"`
+	// OnFailure: "open" allows requests while Redis is unreachable,
+	// "closed" refuses them with 503.
+	OnFailure string `toml:"on_failure"`
+	Prefix    string `toml:"prefix"`
+}
+
+// Abuse blocks callers denied too often. Off unless Threshold > 0.
+type Abuse struct {
+	Threshold int      `toml:"threshold"`
+	Window    Duration `toml:"window"`
+	Cooldown  Duration `toml:"cooldown"`
 }
 
 // Listener is one [[listener]] table.
@@ -66,6 +112,14 @@ type Listener struct {
 	TrustDomains     []TrustDomain `toml:"trust_domains"`
 	// UpstreamTimeout bounds the wait for the upstream's response headers.
 	UpstreamTimeout Duration `toml:"upstream_timeout"`
+	// JWTAudience: on an edge listener, the audience every token must
+	// carry; on an outbound listener, the audience of the JWT-SVID
+	// attached to every request.
+	JWTAudience string `toml:"jwt_audience"`
+	// TLSCertFile and TLSKeyFile: an edge listener's certificate for
+	// public names. Without them it presents the gateway's X509-SVID.
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
 }
 
 // Defaults applied by Load where a key is absent.
@@ -76,6 +130,10 @@ const (
 	DefaultUpstreamTimeout = 30 * time.Second
 	DefaultAdminAddress    = "127.0.0.1:9901"
 	DefaultAuditQueueSize  = 8192
+	DefaultJWTLeeway       = 30 * time.Second
+	DefaultMaxTokenBytes   = 8 << 10
+	DefaultJWTCacheSize    = 10000
+	DefaultMaxTracked      = 100000
 )
 
 // Load reads, decodes and validates the file at path. Relative paths inside
@@ -185,7 +243,36 @@ func (c *Config) defaults() {
 	if c.Audit.QueueSize == 0 {
 		c.Audit.QueueSize = DefaultAuditQueueSize
 	}
+	if c.Audit.OnFailure == "" {
+		c.Audit.OnFailure = Block
+	}
+	if c.Audit.Keep == 0 {
+		c.Audit.Keep = 10
+	}
+	set(&c.JWT.Leeway, DefaultJWTLeeway)
+	if c.JWT.MaxTokenBytes == 0 {
+		c.JWT.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.JWT.CacheSize == 0 {
+		c.JWT.CacheSize = DefaultJWTCacheSize
+	}
+	if c.RateLimit.Backend == "" {
+		c.RateLimit.Backend = Local
+	}
+	if c.RateLimit.MaxTracked == 0 {
+		c.RateLimit.MaxTracked = DefaultMaxTracked
+	}
+	set(&c.RateLimit.Redis.Timeout, 500*time.Millisecond)
+	if c.RateLimit.Redis.OnFailure == "" {
+		c.RateLimit.Redis.OnFailure = "closed"
+	}
+	set(&c.RateLimit.Abuse.Window, time.Minute)
+	set(&c.RateLimit.Abuse.Cooldown, 5*time.Minute)
+
 	dir := filepath.Dir(c.File)
+	if p := c.RateLimit.Redis.PasswordFile; p != "" && !filepath.IsAbs(p) {
+		c.RateLimit.Redis.PasswordFile = filepath.Join(dir, p)
+	}
 	if c.Audit.Path != "" && c.Audit.Path != "-" && !filepath.IsAbs(c.Audit.Path) {
 		c.Audit.Path = filepath.Join(dir, c.Audit.Path)
 	}
@@ -197,6 +284,11 @@ func (c *Config) defaults() {
 		}
 		if l.Upstream.Scheme == "unix" && !filepath.IsAbs(l.Upstream.Addr) {
 			l.Upstream.Addr = filepath.Join(dir, l.Upstream.Addr)
+		}
+		for _, f := range []*string{&l.TLSCertFile, &l.TLSKeyFile} {
+			if *f != "" && !filepath.IsAbs(*f) {
+				*f = filepath.Join(dir, *f)
+			}
 		}
 	}
 }
@@ -235,6 +327,18 @@ func (c *Config) validate(loc *tomlpos.Locator) error {
 	if c.Identity.Socket == "" && os.Getenv("SPIFFE_ENDPOINT_SOCKET") == "" {
 		bad("identity", "no Workload API endpoint: set identity.socket or the SPIFFE_ENDPOINT_SOCKET environment variable")
 	}
+	if c.JWT.MaxTokenBytes < 0 || c.JWT.CacheSize < 0 {
+		bad("jwt", "jwt.max_token_bytes and jwt.cache_size must be positive")
+	}
+	if c.RateLimit.Backend == Redis && c.RateLimit.Redis.Address == "" {
+		bad("ratelimit", "ratelimit backend \"redis\" needs [ratelimit.redis] address = \"host:port\"")
+	}
+	if f := c.RateLimit.Redis.OnFailure; f != "open" && f != "closed" {
+		bad("ratelimit.redis.on_failure", "ratelimit.redis.on_failure %q: expected \"open\" (allow while Redis is down) or \"closed\" (refuse with 503)", f)
+	}
+	if c.RateLimit.Abuse.Threshold < 0 {
+		bad("ratelimit.abuse.threshold", "ratelimit.abuse.threshold must be positive (0 turns abuse blocking off)")
+	}
 	if len(c.Listeners) == 0 {
 		errs = append(errs, fmt.Errorf("%s:1:1: no [[listener]] defined: svidgate needs at least one", c.File))
 	}
@@ -248,7 +352,7 @@ func (c *Config) validate(loc *tomlpos.Locator) error {
 		}
 		names[l.Name] = true
 		if l.Mode == "" {
-			bad(key(""), "listener %q: mode is required: \"inbound\" or \"outbound\"", l.Name)
+			bad(key(""), "listener %q: mode is required: \"inbound\", \"outbound\" or \"edge\"", l.Name)
 		}
 		if l.Upstream.Scheme == "" {
 			bad(key(""), "listener %q: upstream is required", l.Name)
@@ -265,7 +369,32 @@ func (c *Config) validate(loc *tomlpos.Locator) error {
 				bad(key("upstream"), "listener %q: an inbound listener forwards plain HTTP to the local app: use http:// or unix://, not https://", l.Name)
 			}
 			if !l.UpstreamSPIFFEID.IsZero() {
-				bad(key("upstream_spiffe_id"), "listener %q: upstream_spiffe_id belongs to outbound listeners", l.Name)
+				bad(key("upstream_spiffe_id"), "listener %q: upstream_spiffe_id belongs to outbound and edge listeners", l.Name)
+			}
+			if l.JWTAudience != "" {
+				bad(key("jwt_audience"), "listener %q: an inbound listener requires JWT-SVIDs per rule, with [rule.jwt] in its policy; jwt_audience belongs to edge and outbound listeners", l.Name)
+			}
+		case Edge:
+			if err := checkAddr(l.Address, false); err != nil {
+				bad(key("address"), "listener %q address: %v", l.Name, err)
+			}
+			if l.Policy == "" {
+				bad(key(""), "listener %q: an edge listener needs a policy file (deny by default: without one nothing could pass)", l.Name)
+			}
+			if l.JWTAudience == "" {
+				bad(key(""), "listener %q: jwt_audience is required: every request at the edge must carry a JWT-SVID for this audience", l.Name)
+			}
+			if l.Upstream.Scheme == "https" && l.UpstreamSPIFFEID.IsZero() {
+				bad(key(""), "listener %q: an https:// upstream needs upstream_spiffe_id: the SPIFFE ID the internal service must present", l.Name)
+			}
+			if l.Upstream.Scheme != "https" && !l.UpstreamSPIFFEID.IsZero() {
+				bad(key("upstream_spiffe_id"), "listener %q: upstream_spiffe_id needs an https:// upstream (mTLS)", l.Name)
+			}
+			if (l.TLSCertFile == "") != (l.TLSKeyFile == "") {
+				bad(key(""), "listener %q: tls_cert_file and tls_key_file go together", l.Name)
+			}
+			if len(l.TrustDomains) > 0 {
+				bad(key("trust_domains"), "listener %q: an edge listener asks for no client certificate; trust domains are those of the JWT bundles", l.Name)
 			}
 		case Outbound:
 			if err := checkAddr(l.Address, true); err != nil {
@@ -283,6 +412,9 @@ func (c *Config) validate(loc *tomlpos.Locator) error {
 			if len(l.TrustDomains) > 0 {
 				bad(key("trust_domains"), "listener %q: trust_domains belongs to inbound listeners", l.Name)
 			}
+		}
+		if l.Mode != Edge && (l.TLSCertFile != "" || l.TLSKeyFile != "") {
+			bad(key("tls_cert_file"), "listener %q: tls_cert_file and tls_key_file belong to edge listeners; mesh listeners present the X509-SVID", l.Name)
 		}
 	}
 	return errors.Join(errs...)

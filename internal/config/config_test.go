@@ -69,7 +69,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key in a listener", `policy   = "policy.toml"`, `policy   = "policy.toml"` + "\nupstrem = \"x\"", `gw.toml:17:1: unknown key "listener.upstrem"`},
 		{"bad duration", `"5s"`, `"5 seconds"`, `gw.toml:2:21: expected a positive duration`},
 		{"negative duration", `"10s"`, `"-1s"`, `gw.toml:6:20: expected a positive duration`},
-		{"bad mode", `"inbound"`, `"sideways"`, `gw.toml:13:13: expected mode "inbound" or "outbound", got "sideways"`},
+		{"bad mode", `"inbound"`, `"sideways"`, `gw.toml:13:13: expected mode "inbound", "outbound" or "edge", got "sideways"`},
 		{"malformed SPIFFE ID", `"spiffe://example.org/orders"`, `"spiffe://Example.org/orders"`, `gw.toml:23:23: expected a SPIFFE ID`},
 		{"SPIFFE ID without path", `"spiffe://example.org/orders"`, `"spiffe://example.org"`, `expected a workload SPIFFE ID with a path`},
 		{"upstream with path", `"http://127.0.0.1:8080"`, `"http://127.0.0.1:8080/api"`, `gw.toml:15:13: expected http://host:port`},
@@ -104,5 +104,57 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseEdgeAndLimits(t *testing.T) {
+	src := good + `
+[[listener]]
+name     = "edge"
+mode     = "edge"
+address  = "0.0.0.0:443"
+upstream = "https://127.0.0.1:9443"
+upstream_spiffe_id = "spiffe://example.org/orders"
+policy   = "edge.toml"
+jwt_audience = "spiffe://example.org/edge"
+tls_cert_file = "edge.crt"
+tls_key_file  = "edge.key"
+
+[ratelimit]
+backend = "redis"
+[ratelimit.redis]
+address = "127.0.0.1:6379"
+on_failure = "open"
+[ratelimit.abuse]
+threshold = 10
+`
+	src = strings.Replace(src, "[audit]\npath = \"audit.jsonl\"", "[audit]\npath = \"audit.jsonl\"\non_failure = \"drop\"\nmax_bytes = 1048576", 1)
+	c, err := Parse("/etc/gw.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Listeners[2]
+	if e.Mode != Edge || e.JWTAudience != "spiffe://example.org/edge" || e.TLSCertFile != "/etc/edge.crt" {
+		t.Errorf("edge listener %+v", e)
+	}
+	if c.RateLimit.Backend != Redis || c.RateLimit.Redis.OnFailure != "open" || c.RateLimit.Abuse.Threshold != 10 || c.RateLimit.Abuse.Cooldown.Duration != 5*time.Minute {
+		t.Errorf("ratelimit %+v", c.RateLimit)
+	}
+	if c.Audit.OnFailure != Drop || c.Audit.MaxBytes != 1<<20 || c.JWT.Leeway.Duration != DefaultJWTLeeway {
+		t.Errorf("audit %+v jwt %+v", c.Audit, c.JWT)
+	}
+
+	for _, tt := range []struct{ old, new, want string }{
+		{`jwt_audience = "spiffe://example.org/edge"`, ``, `jwt_audience is required`},
+		{`upstream_spiffe_id = "spiffe://example.org/orders"` + "\npolicy   = \"edge.toml\"", `policy   = "edge.toml"`, `an https:// upstream needs upstream_spiffe_id`},
+		{`tls_key_file  = "edge.key"`, ``, `tls_cert_file and tls_key_file go together`},
+		{`on_failure = "open"`, `on_failure = "maybe"`, `ratelimit.redis.on_failure "maybe"`},
+		{`address = "127.0.0.1:6379"`, ``, `needs [ratelimit.redis] address`},
+		{`backend = "redis"`, `backend = "memcached"`, `expected backend "local" or "redis"`},
+	} {
+		bad := strings.Replace(src, tt.old, tt.new, 1)
+		if _, err := Parse("/etc/gw.toml", []byte(bad)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("replacing %q: error %v, want %q", tt.old, err, tt.want)
+		}
 	}
 }

@@ -97,14 +97,54 @@ type Mode string
 const (
 	Inbound  Mode = "inbound"
 	Outbound Mode = "outbound"
+	Edge     Mode = "edge"
 )
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (m *Mode) UnmarshalText(b []byte) error {
 	switch Mode(b) {
-	case Inbound, Outbound:
+	case Inbound, Outbound, Edge:
 		*m = Mode(b)
 		return nil
 	}
-	return fmt.Errorf("expected mode \"inbound\" or \"outbound\", got %q", b)
+	return fmt.Errorf("expected mode \"inbound\", \"outbound\" or \"edge\", got %q", b)
+}
+
+// OnFailure is what happens to requests when the audit trail cannot keep
+// a record.
+type OnFailure string
+
+// Audit failure policies.
+const (
+	Block OnFailure = "block" // refuse with 503: nothing is served unaudited
+	Drop  OnFailure = "drop"  // serve, and count every lost record
+)
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (o *OnFailure) UnmarshalText(b []byte) error {
+	switch OnFailure(b) {
+	case Block, Drop:
+		*o = OnFailure(b)
+		return nil
+	}
+	return fmt.Errorf("expected on_failure \"block\" or \"drop\", got %q", b)
+}
+
+// Backend is where rate-limit state lives.
+type Backend string
+
+// Rate-limit backends.
+const (
+	Local Backend = "local" // in this process
+	Redis Backend = "redis" // shared by every replica through Redis
+)
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *Backend) UnmarshalText(v []byte) error {
+	switch Backend(v) {
+	case Local, Redis:
+		*b = Backend(v)
+		return nil
+	}
+	return fmt.Errorf("expected backend \"local\" or \"redis\", got %q", v)
 }
