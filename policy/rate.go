@@ -1,12 +1,13 @@
 package policy
 
 import (
-	"fmt"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/svidgate/svidgate/internal/ratelimit"
 	"github.com/svidgate/svidgate/internal/tomlpos"
 )
 
@@ -34,18 +35,18 @@ var rateUnits = []struct {
 	d    time.Duration
 }{{"s", time.Second}, {"m", time.Minute}, {"h", time.Hour}, {"day", 24 * time.Hour}}
 
-// ParseRate reads "N/s", "N/m", "N/h" or "N/day".
+// ParseRate reads "N/s", "N/m", "N/h" or "N/day" (also "sec", "min",
+// "hour"), and rejects rates the limiter cannot apply (more than one
+// request per microsecond).
 func ParseRate(s string) (Rate, error) {
-	n, unit, ok := strings.Cut(s, "/")
-	count, err := strconv.Atoi(n)
-	if ok && err == nil && count > 0 {
-		for _, u := range rateUnits {
-			if unit == u.name {
-				return Rate{Count: count, Period: u.d}, nil
-			}
-		}
+	count, period, err := ratelimit.ParseRate(s)
+	if err == nil {
+		err = ratelimit.Limit{Count: count, Period: period}.Validate()
 	}
-	return Rate{}, fmt.Errorf("rate %q: expected a positive count per unit: N/s, N/m, N/h or N/day", s)
+	if err != nil {
+		return Rate{}, errors.New(strings.TrimPrefix(err.Error(), "ratelimit: "))
+	}
+	return Rate{Count: count, Period: period}, nil
 }
 
 // RateKey says whose requests share one bucket.

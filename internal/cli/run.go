@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,7 +20,9 @@ import (
 	"github.com/svidgate/svidgate/internal/audit"
 	"github.com/svidgate/svidgate/internal/config"
 	"github.com/svidgate/svidgate/internal/identity"
+	"github.com/svidgate/svidgate/internal/jwtauth"
 	"github.com/svidgate/svidgate/internal/proxy"
+	"github.com/svidgate/svidgate/internal/ratelimit"
 	"github.com/svidgate/svidgate/internal/reload"
 	"github.com/svidgate/svidgate/internal/telemetry"
 	"github.com/svidgate/svidgate/policy"
@@ -64,8 +67,10 @@ type gateway struct {
 	audit    *audit.Writer
 	ident    *identity.Source
 	holders  map[string]*reload.Holder
-	servers  []*http.Server
-	adminSrv *http.Server
+	jwt      *jwtauth.Validator
+	bundles  *identity.JWTBundles
+	tokens   *identity.JWTSVIDs
+	limits   *proxy.Limits
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
@@ -146,11 +151,30 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("X509-SVID received", "spiffe_id", g.ident.ID().String())
 
+	if err := g.watchJWT(watchCtx); err != nil {
+		return err
+	}
+	if g.tokens != nil {
+		defer g.tokens.Close()
+	}
+	if err := g.newLimits(); err != nil {
+		return err
+	}
+	if r, ok := g.limits.Limiter.(ratelimit.Fallible); ok {
+		if c, ok := r.Limiter.(io.Closer); ok {
+			defer c.Close()
+		}
+	}
+	go g.gauges(watchCtx)
+
 	return g.run(ctx, watchCtx)
 }
 
 func (g *gateway) run(ctx, watchCtx context.Context) error {
-	deps := proxy.Deps{Identity: g.ident, Audit: g.audit, Metrics: g.metrics, Log: g.log}
+	deps := proxy.Deps{
+		Identity: g.ident, Audit: g.audit, AuditBlock: g.cfg.Audit.OnFailure == config.Block,
+		Metrics: g.metrics, Log: g.log, JWT: g.jwt, Tokens: g.tokens, Limits: g.limits,
+	}
 	type bound struct {
 		srv *http.Server
 		ln  net.Listener
@@ -172,8 +196,13 @@ func (g *gateway) run(ctx, watchCtx context.Context) error {
 			closeAll()
 			return fmt.Errorf("listener %q: %w (is another process using %s?)", l.Name, err, l.Address)
 		}
-		srv := proxy.NewServer(l, g.holders[l.Name], deps)
-		all = append(all, bound{srv: srv, ln: ln, tls: l.Mode == config.Inbound})
+		srv, err := proxy.NewServer(l, g.holders[l.Name], deps)
+		if err != nil {
+			ln.Close()
+			closeAll()
+			return err
+		}
+		all = append(all, bound{srv: srv, ln: ln, tls: l.Mode != config.Outbound})
 		adminInfo.Listeners = append(adminInfo.Listeners, admin.Listener{
 			Name: l.Name, Mode: string(l.Mode), Address: ln.Addr().String(), Policy: g.holders[l.Name],
 		})
@@ -250,6 +279,107 @@ loop:
 	wg.Wait()
 	_ = adminSrv.Shutdown(drainCtx)
 	return runErr
+}
+
+// watchJWT keeps the JWT bundles (ours and federated ones) up to date for
+// the validator, and dials the Workload API for egress JWT-SVIDs when an
+// outbound listener attaches them.
+func (g *gateway) watchJWT(ctx context.Context) error {
+	m := g.metrics
+	hit, miss := m.JWTCache.WithLabelValues("hit"), m.JWTCache.WithLabelValues("miss")
+	g.bundles = &identity.JWTBundles{Log: g.log}
+	v, err := jwtauth.NewValidator(g.bundles, jwtauth.Options{
+		MaxTokenBytes: g.cfg.JWT.MaxTokenBytes,
+		Leeway:        g.cfg.JWT.Leeway.Duration,
+		CacheSize:     g.cfg.JWT.CacheSize,
+		OnResult: func(reason string, cacheHit bool) {
+			m.JWTValidations.WithLabelValues(reason).Inc()
+			if cacheHit {
+				hit.Inc()
+			} else {
+				miss.Inc()
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	g.jwt = v
+	g.bundles.OnUpdate = func(s identity.JWTBundlesSnapshot) {
+		m.JWTBundleUpdates.Inc()
+		if s.Changed {
+			v.Flush()
+		}
+	}
+	if err := g.bundles.Watch(ctx, g.cfg.Identity.Socket, g.cfg.Identity.InitialTimeout.Duration); err != nil {
+		return err
+	}
+	for _, l := range g.cfg.Listeners {
+		if l.Mode == config.Outbound && l.JWTAudience != "" {
+			g.tokens, err = identity.DialJWTSVIDs(ctx, g.cfg.Identity.Socket, identity.JWTSVIDOptions{Log: g.log})
+			return err
+		}
+	}
+	return nil
+}
+
+// newLimits builds the rate limiter (local, or Redis shared by replicas),
+// the in-flight table and, when configured, abuse blocking.
+func (g *gateway) newLimits() error {
+	rl := g.cfg.RateLimit
+	var backend ratelimit.Limiter = ratelimit.NewLocal(rl.MaxTracked)
+	if rl.Backend == config.Redis {
+		password := ""
+		if rl.Redis.PasswordFile != "" {
+			b, err := os.ReadFile(rl.Redis.PasswordFile)
+			if err != nil {
+				return fmt.Errorf("ratelimit.redis.password_file: %w", err)
+			}
+			password = strings.TrimSpace(string(b))
+		}
+		backend = ratelimit.NewRedis(ratelimit.RedisOptions{
+			Addr: rl.Redis.Address, Password: password,
+			DialTimeout: rl.Redis.Timeout.Duration, ReadTimeout: rl.Redis.Timeout.Duration, WriteTimeout: rl.Redis.Timeout.Duration,
+			KeyPrefix: rl.Redis.Prefix,
+		})
+	}
+	errLog := newEveryLogger(g.log, 10*time.Second)
+	g.limits = &proxy.Limits{
+		Limiter: ratelimit.Fallible{Limiter: backend, FailOpen: rl.Redis.OnFailure == "open", OnError: func(err error) {
+			g.metrics.RateLimitErrors.Inc()
+			errLog.Warn("rate-limit backend failed; applying on_failure", "backend", string(rl.Backend),
+				"on_failure", rl.Redis.OnFailure, "error", err.Error())
+		}},
+		InFlight: ratelimit.NewInFlight(rl.MaxTracked),
+		Metrics:  g.metrics,
+	}
+	if a := rl.Abuse; a.Threshold > 0 {
+		g.limits.Blocker = ratelimit.NewBlocker(a.Threshold, a.Window.Duration, a.Cooldown.Duration, rl.MaxTracked)
+	}
+	return nil
+}
+
+// gauges refreshes the table-size gauges until ctx ends.
+func (g *gateway) gauges(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if f, ok := g.limits.Limiter.(ratelimit.Fallible); ok {
+			if l, ok := f.Limiter.(*ratelimit.Local); ok {
+				g.metrics.CallersTracked.WithLabelValues("buckets").Set(float64(l.Len()))
+			}
+		}
+		g.metrics.CallersTracked.WithLabelValues("in_flight").Set(float64(g.limits.InFlight.Len()))
+		if b := g.limits.Blocker; b != nil {
+			g.metrics.CallersTracked.WithLabelValues("abuse").Set(float64(b.Len()))
+			g.metrics.CallersBlocked.Set(float64(len(b.List(time.Now()))))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func openSink(path string) (audit.Sink, error) {

@@ -130,7 +130,7 @@ const (
 	DefaultUpstreamTimeout = 30 * time.Second
 	DefaultAdminAddress    = "127.0.0.1:9901"
 	DefaultAuditQueueSize  = 8192
-	DefaultJWTLeeway       = 30 * time.Second
+	DefaultJWTLeeway       = 10 * time.Second
 	DefaultMaxTokenBytes   = 8 << 10
 	DefaultJWTCacheSize    = 10000
 	DefaultMaxTracked      = 100000

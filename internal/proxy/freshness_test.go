@@ -72,7 +72,7 @@ func TestExpiredClientOnLiveConnection(t *testing.T) {
 		t.Fatal("request reached the backend")
 	default:
 	}
-	recs := f.sink.records(t, f.writer)
+	recs := f.sink.records(t, f.writer, 1)
 	if len(recs) != 1 || recs[0].Status != 401 || recs[0].Decision.Result != "deny" {
 		t.Fatalf("audit: %+v", recs)
 	}

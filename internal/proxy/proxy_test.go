@@ -75,8 +75,19 @@ func (m *memSink) Sync() error  { return nil }
 func (m *memSink) Close() error { return nil }
 
 // records closes the writer and returns what it wrote.
-func (m *memSink) records(t *testing.T, w *audit.Writer) []audit.Record {
+// records waits until want records were written (a handler enqueues its
+// record after the response, so the client may see the response first),
+// closes the writer and returns them.
+func (m *memSink) records(t *testing.T, w *audit.Writer, want int) []audit.Record {
 	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		m.mu.Lock()
+		n := bytes.Count(m.buf.Bytes(), []byte("\n"))
+		m.mu.Unlock()
+		if n >= want {
+			break
+		}
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +163,10 @@ func start(t *testing.T) *fixture {
 	lc := config.Listener{Name: "in", Mode: config.Inbound, Upstream: up,
 		UpstreamTimeout: config.Duration{Duration: 5 * time.Second}}
 	deps := Deps{Identity: src, Audit: f.writer, Metrics: telemetry.NewMetrics("test", nil), Log: slog.New(slog.DiscardHandler)}
-	srv := NewServer(lc, holder, deps)
+	srv, err := NewServer(lc, holder, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.handler = srv.Handler
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -268,7 +282,7 @@ func testInboundHTTP(t *testing.T, h2 bool) {
 		})
 	}
 
-	recs := f.sink.records(t, f.writer)
+	recs := f.sink.records(t, f.writer, len(tests))
 	if len(recs) != len(tests) {
 		t.Fatalf("%d audit records, want %d", len(recs), len(tests))
 	}
@@ -326,7 +340,7 @@ func TestInboundGRPC(t *testing.T) {
 	cancel()
 
 	var denied int
-	for _, r := range f.sink.records(t, f.writer) {
+	for _, r := range f.sink.records(t, f.writer, 5) {
 		if r.Request.GRPCStatus == "7" {
 			denied++
 			if r.Request.GRPCMethod == "" || r.Decision.Result != "deny" {

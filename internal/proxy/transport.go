@@ -10,10 +10,11 @@ import (
 	"github.com/svidgate/svidgate/internal/identity"
 )
 
-// newTransport returns how a listener reaches its upstream. Inbound
-// listeners speak plain HTTP to the local app: HTTP/1.1, and h2c with prior
-// knowledge for gRPC (which needs HTTP/2). Outbound listeners originate mTLS
-// and require the upstream's SPIFFE ID; HTTP/2 is negotiated by ALPN.
+// newTransport returns how a listener reaches its upstream. A plain
+// upstream (the local app behind an inbound listener, or an edge's http://
+// upstream) gets HTTP/1.1, and h2c with prior knowledge for gRPC (which
+// needs HTTP/2). An https:// upstream (outbound, edge) gets mTLS with our
+// SVID and must present the configured SPIFFE ID; HTTP/2 by ALPN.
 func newTransport(lc config.Listener, src *identity.Source) http.RoundTripper {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	dial := dialer.DialContext
@@ -33,7 +34,7 @@ func newTransport(lc config.Listener, src *identity.Source) http.RoundTripper {
 			ExpectContinueTimeout: time.Second,
 		}
 	}
-	if lc.Mode == config.Outbound {
+	if lc.Upstream.Scheme == "https" {
 		t := base()
 		t.TLSClientConfig = src.ClientConfig(lc.UpstreamSPIFFEID.ID)
 		t.TLSHandshakeTimeout = 5 * time.Second

@@ -30,6 +30,14 @@ type Metrics struct {
 	AuditWriteErrors prometheus.Counter
 	AuditQueueDepth  prometheus.GaugeFunc
 	BuildInfo        *prometheus.GaugeVec
+
+	RateLimited      *prometheus.CounterVec // listener, rule, result
+	RateLimitErrors  prometheus.Counter
+	CallersTracked   *prometheus.GaugeVec // table
+	CallersBlocked   prometheus.Gauge
+	JWTValidations   *prometheus.CounterVec // result
+	JWTCache         *prometheus.CounterVec // result: hit, miss
+	JWTBundleUpdates prometheus.Counter
 }
 
 // NewMetrics registers every metric on a fresh registry. queueDepth reports
@@ -98,7 +106,37 @@ func NewMetrics(version string, queueDepth func() float64) *Metrics {
 			Help: "Always 1; labels carry the svidgate and Go versions.",
 		}, []string{"version", "goversion"}),
 	}
+	m.RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "ratelimit_decisions_total",
+		Help: "Rate-limit decisions, by listener, rule and result (allowed, limited, would_limit for dry-run limits).",
+	}, []string{"listener", "rule", "result"})
+	m.RateLimitErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "ratelimit_backend_errors_total",
+		Help: "Rate-limit backend (Redis) errors; each applied the configured failure mode.",
+	})
+	m.CallersTracked = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "ratelimit_tracked_keys",
+		Help: "Keys held in the local rate-limit tables, by table (buckets, in_flight, abuse).",
+	}, []string{"table"})
+	m.CallersBlocked = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "abuse_blocked_callers",
+		Help: "Callers blocked now after repeated denials.",
+	})
+	m.JWTValidations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "jwt_validations_total",
+		Help: "JWT-SVID validations, by result (ok, or the reason for rejection).",
+	}, []string{"result"})
+	m.JWTCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "jwt_cache_lookups_total",
+		Help: "Validated-token cache lookups, by result (hit, miss).",
+	}, []string{"result"})
+	m.JWTBundleUpdates = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "jwt_bundle_updates_total",
+		Help: "JWT bundle updates from the Workload API; each flushes the token cache.",
+	})
 	m.Registry.MustRegister(
+		m.RateLimited, m.RateLimitErrors, m.CallersTracked, m.CallersBlocked,
+		m.JWTValidations, m.JWTCache, m.JWTBundleUpdates,
 		m.Requests, m.RequestDuration, m.AuthzDecisions, m.TLSHandshakes, m.UpstreamErrors,
 		m.SVIDExpiration, m.WorkloadUpdates, m.PolicyReloads, m.PolicyRules,
 		m.AuditRecords, m.AuditDropped, m.AuditWriteErrors, m.AuditQueueDepth, m.BuildInfo,

@@ -18,6 +18,10 @@ func TestMetricsLint(t *testing.T) {
 	m.UpstreamErrors.WithLabelValues("in", "timeout").Inc()
 	m.PolicyReloads.WithLabelValues("in", "ok").Inc()
 	m.PolicyRules.WithLabelValues("in").Set(3)
+	m.RateLimited.WithLabelValues("in", "r1", "limited").Inc()
+	m.CallersTracked.WithLabelValues("buckets").Set(1)
+	m.JWTValidations.WithLabelValues("ok").Inc()
+	m.JWTCache.WithLabelValues("hit").Inc()
 
 	mfs, err := m.Registry.Gather()
 	if err != nil {
@@ -29,8 +33,8 @@ func TestMetricsLint(t *testing.T) {
 			seen++
 		}
 	}
-	if seen < 14 {
-		t.Errorf("gathered %d svidgate_ metrics, want at least 14", seen)
+	if seen < 21 {
+		t.Errorf("gathered %d svidgate_ metrics, want at least 21", seen)
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {
