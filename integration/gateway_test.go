@@ -26,6 +26,7 @@ type listener struct {
 	upstream   string
 	policy     string // inbound: file name in the gateway's directory
 	upstreamID spiffeid.ID
+	extra      string // more keys of the [[listener]] table, as TOML lines
 }
 
 // gateway is one svidgate process with its own identity: its own copy of the
@@ -37,6 +38,7 @@ type gateway struct {
 	ttl       time.Duration // X509-SVID lifetime of its entry; 0: the server's default
 	listeners []listener
 	policies  map[string]string // policy file name → content
+	extra     string            // more tables of gateway.toml (e.g. [ratelimit]), as TOML
 
 	dir    string
 	bin    string
@@ -77,6 +79,10 @@ func (g *gateway) gatewayTOML(initialTimeout string) string {
 		if !l.upstreamID.IsZero() {
 			fmt.Fprintf(&b, "upstream_spiffe_id = %q\n", l.upstreamID.String())
 		}
+		b.WriteString(l.extra)
+	}
+	if g.extra != "" {
+		b.WriteString("\n" + g.extra + "\n")
 	}
 	return b.String()
 }

@@ -89,7 +89,27 @@ paths   = ["/echo", "/echo/**"]
 `, rule, list)
 }
 
+// moreGateways lets a test file add gateways of its own to the suite (from
+// an init function), so that features keep their topology beside their
+// tests.
+var moreGateways []func(h *harness) ([]*gateway, error)
+
 func (h *harness) gatewaySpecs() ([]*gateway, error) {
+	specs, err := h.coreGateways()
+	if err != nil {
+		return nil, err
+	}
+	for _, more := range moreGateways {
+		gws, err := more(h)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, gws...)
+	}
+	return specs, nil
+}
+
+func (h *harness) coreGateways() ([]*gateway, error) {
 	addrs := map[string]string{}
 	for _, name := range []string{"http-in", "grpc-in", "to-http", "to-grpc", "to-wrong",
 		"reload-in", "rot-in", "rot-out", "kill-in", "kill-out"} {
