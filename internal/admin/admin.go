@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/svidgate/svidgate/internal/audit"
 	"github.com/svidgate/svidgate/internal/identity"
 	"github.com/svidgate/svidgate/internal/reload"
 	"github.com/svidgate/svidgate/internal/telemetry"
@@ -26,6 +27,7 @@ type Server struct {
 	Metrics       *telemetry.Metrics
 	Version       string
 	Started       time.Time
+	Graph         *audit.Graph // the audit writer's live service graph (Options.Graph); nil: /graph answers 404
 }
 
 // Handler returns the admin endpoints.
@@ -42,6 +44,7 @@ func (s *Server) Handler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", s.Metrics.Handler())
+	mux.HandleFunc("GET /graph", s.graph)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

@@ -76,7 +76,7 @@ func TestWriterCountsFailedWritesAsDropped(t *testing.T) {
 	sink := &memSink{}
 	sink.fail.Store(true)
 	var written, dropped, errs atomic.Int64
-	w := NewWriter(sink, Options{QueueSize: 16, Counters: Counters{
+	w := NewWriter(sink, Options{QueueSize: 16, OnFailure: Drop, Counters: Counters{
 		Written:     func(n int) { written.Add(int64(n)) },
 		Dropped:     func(n int) { dropped.Add(int64(n)) },
 		WriteErrors: func() { errs.Add(1) },

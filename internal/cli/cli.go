@@ -29,6 +29,8 @@ Usage:
   svidgate validate -config gateway.toml   check the config and every policy it names
   svidgate policy explain -policy FILE -caller ID -method M -path P [-host H] [-grpc]
                                            show how a policy decides one request
+  svidgate policy suggest FILE... [-o policy.toml]  write a least-privilege policy from an audit trail
+  svidgate audit verify|query|graph FILE...  check the hash chain, search records, print the service graph
   svidgate version                         print the version
 `
 
@@ -45,6 +47,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "svidgate", version())
 		return 0

@@ -11,8 +11,11 @@ import (
 )
 
 func policyCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "suggest" {
+		return policySuggest(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "explain" {
-		fmt.Fprintln(stderr, "usage: svidgate policy explain -policy FILE -caller ID -method M -path P [-host H] [-grpc]")
+		fmt.Fprintln(stderr, "usage: svidgate policy explain -policy FILE -caller ID -method M -path P [-host H] [-grpc]\n       svidgate policy suggest FILE... [-o FILE] [-listener NAME] [-include-denied] [-collapse N]")
 		return 2
 	}
 	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)

@@ -71,6 +71,7 @@ type gateway struct {
 	bundles  *identity.JWTBundles
 	tokens   *identity.JWTSVIDs
 	limits   *proxy.Limits
+	graph    *audit.Graph
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
@@ -108,13 +109,20 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		g.holders[name] = h
 	}
 
-	sink, err := openSink(cfg.Audit.Path)
+	sink, err := openSink(cfg.Audit, log)
 	if err != nil {
 		return err
+	}
+	g.graph = audit.NewGraph(0)
+	if cfg.Audit.Path != "-" {
+		// Seed the live graph with what the trail already holds.
+		_ = audit.LoadGraph(g.graph, []string{cfg.Audit.Path})
 	}
 	writer = audit.NewWriter(sink, audit.Options{
 		QueueSize:    cfg.Audit.QueueSize,
 		SyncInterval: cfg.Audit.SyncInterval.Duration,
+		OnFailure:    audit.FailureMode(cfg.Audit.OnFailure),
+		Graph:        g.graph,
 		Log:          log,
 		Counters: audit.Counters{
 			Written:     func(n int) { g.metrics.AuditRecords.Add(float64(n)) },
@@ -172,7 +180,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 func (g *gateway) run(ctx, watchCtx context.Context) error {
 	deps := proxy.Deps{
-		Identity: g.ident, Audit: g.audit, AuditBlock: g.cfg.Audit.OnFailure == config.Block,
+		Identity: g.ident, Audit: g.audit,
 		Metrics: g.metrics, Log: g.log, JWT: g.jwt, Tokens: g.tokens, Limits: g.limits,
 	}
 	type bound struct {
@@ -188,7 +196,7 @@ func (g *gateway) run(ctx, watchCtx context.Context) error {
 	}
 	adminInfo := &admin.Server{
 		Identity: g.ident, RefreshMargin: g.cfg.Identity.RefreshMargin.Duration,
-		Metrics: g.metrics, Version: version(), Started: time.Now(),
+		Metrics: g.metrics, Version: version(), Started: time.Now(), Graph: g.graph,
 	}
 	for _, l := range g.cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
@@ -251,9 +259,12 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-hup:
-			g.log.Info("SIGHUP: reloading policies")
+			g.log.Info("SIGHUP: reloading policies and reopening the audit file")
 			for _, h := range g.holders {
 				_ = h.Reload()
+			}
+			if err := g.audit.Reopen(); err != nil {
+				g.log.Error("reopening the audit file failed", "error", err.Error())
 			}
 		case err := <-errc:
 			runErr = err
@@ -382,11 +393,11 @@ func (g *gateway) gauges(ctx context.Context) {
 	}
 }
 
-func openSink(path string) (audit.Sink, error) {
-	if path == "-" {
+func openSink(a config.Audit, log *slog.Logger) (audit.Sink, error) {
+	if a.Path == "-" {
 		return audit.Stdout{Writer: os.Stdout}, nil
 	}
-	return audit.OpenFile(path)
+	return audit.Open(a.Path, audit.FileOptions{MaxBytes: a.MaxBytes, Keep: a.Keep, Log: log})
 }
 
 func socketName(s string) string {

@@ -32,9 +32,6 @@ import (
 type Deps struct {
 	Identity *identity.Source
 	Audit    *audit.Writer
-	// AuditBlock refuses requests with 503 while the audit trail cannot
-	// keep records (on_failure = "block").
-	AuditBlock bool
 	Metrics    *telemetry.Metrics
 	Log        *slog.Logger
 	// JWT validates JWT-SVIDs; nil when no listener needs it.
@@ -119,7 +116,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Source:   audit.Source{Addr: r.RemoteAddr},
 		Request:  audit.Request{Method: r.Method, Host: normalize.Host(r.Host), Proto: r.Proto},
 	}
-	if h.mode != config.Outbound {
+	// Who calls whom, for the service graph: on an outbound listener
+	// we are the caller and the upstream the destination.
+	if h.mode == config.Outbound {
+		x.rec.Source.SPIFFEID = h.deps.Identity.ID().String()
+		x.rec.Destination.SPIFFEID = h.upstreamID
+	} else {
 		x.rec.Destination.SPIFFEID = h.deps.Identity.ID().String()
 	}
 	defer func() {
@@ -277,9 +279,10 @@ func (h *handler) denied(x *exchange, now time.Time) {
 }
 
 // auditReady refuses the request when the audit trail cannot take its
-// record and on_failure is "block": nothing is served unaudited.
+// record and on_failure is "block": nothing is served unaudited. An
+// admitted record holds its place in the queue until finish enqueues it.
 func (h *handler) auditReady(x *exchange) bool {
-	if !h.deps.AuditBlock || h.deps.Audit == nil || h.deps.Audit.Healthy() {
+	if h.deps.Audit == nil || h.deps.Audit.Admit(&x.rec) {
 		return true
 	}
 	h.refuse(x, http.StatusServiceUnavailable, audit.ResultError, "audit trail cannot keep records (on_failure = block)",
