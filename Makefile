@@ -44,3 +44,12 @@ demo-down:
 
 clean:
 	rm -rf $(BIN)/svidgate $(DEMO_DIR)
+
+## bench: svidgate vs nginx and HAProxy over loopback (~20 min; BENCH_QUICK=1 for a ~3 min smoke); table in bench/out/table.md
+.PHONY: bench bench-micro
+bench:
+	bench/run.sh
+
+## bench-micro: Go benchmarks of the per-request hot path (ns/op, allocs/op) as a table
+bench-micro:
+	bench/micro.sh

@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"github.com/svidgate/svidgate/internal/identity"
+	"github.com/svidgate/svidgate/internal/testpki"
 )
 
 // A client whose SVID is in its last quarter is asked to reconnect, over
@@ -94,5 +96,28 @@ func TestFreshness(t *testing.T) {
 		if got := freshness(leaf, tt.at); got != tt.want {
 			t.Errorf("at %v: %v, want %v", tt.at.Sub(now), got, tt.want)
 		}
+	}
+}
+
+// A refused handshake is audited with the reason and the SPIFFE ID the
+// peer presented.
+func TestRefusedHandshakeIsAudited(t *testing.T) {
+	f := start(t)
+	rogue := testpki.NewCA(t, "example.org")
+	src := &identity.Source{}
+	src.Set(rogue.Issue(t, "spiffe://example.org/evil", time.Hour), x509bundle.NewSet(f.ca.Bundle()))
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: src.ClientConfig(f.gateway)}}
+	if resp, err := c.Get("https://" + f.addr + "/orders/1"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a certificate from an unknown CA was accepted: %d", resp.StatusCode)
+	}
+	recs := f.sink.records(t, f.writer, 1)
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1: %+v", len(recs), recs)
+	}
+	r := recs[0]
+	if r.TLS.PresentedSPIFFEID != "spiffe://example.org/evil" || r.Decision.Result != "deny" ||
+		!strings.Contains(r.TLS.Reason, "unknown authority") || r.Source.Addr == "" {
+		t.Errorf("record %+v", r)
 	}
 }

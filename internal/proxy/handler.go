@@ -32,8 +32,8 @@ import (
 type Deps struct {
 	Identity *identity.Source
 	Audit    *audit.Writer
-	Metrics    *telemetry.Metrics
-	Log        *slog.Logger
+	Metrics  *telemetry.Metrics
+	Log      *slog.Logger
 	// JWT validates JWT-SVIDs; nil when no listener needs it.
 	JWT *jwtauth.Validator
 	// Tokens fetches JWT-SVIDs for egress; nil when no listener needs it.
@@ -83,7 +83,10 @@ func newHandler(lc config.Listener, holder *reload.Holder, deps Deps) *handler {
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:       h.rewrite,
 		Transport:     newTransport(lc, deps.Identity),
-		FlushInterval: -1, // stream: gRPC and server-sent events must not wait on a buffer
+		// FlushInterval 0: ReverseProxy still flushes at once whatever has
+		// no Content-Length (gRPC, streams) or is an event stream; bodies
+		// of known length go out in as few writes as possible.
+		BufferPool: copyBuffers,
 		ErrorHandler:  h.proxyError,
 		ErrorLog:      slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
 	}

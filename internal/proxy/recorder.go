@@ -3,7 +3,17 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"sync"
 )
+
+// copyBuffers are the 32 KiB buffers ReverseProxy copies bodies through,
+// reused instead of allocated (and zeroed) for every request.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 // recorder wraps the response writer to learn the status and size of the
 // response, and the request body to learn its size. It keeps Flush and the

@@ -3,15 +3,19 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
+	"github.com/svidgate/svidgate/internal/audit"
 	"github.com/svidgate/svidgate/internal/config"
 	"github.com/svidgate/svidgate/internal/identity"
 	"github.com/svidgate/svidgate/internal/reload"
@@ -23,6 +27,7 @@ import (
 func NewServer(lc config.Listener, holder *reload.Holder, deps Deps) (*http.Server, error) {
 	h := newHandler(lc, holder, deps)
 	handshakes := deps.Metrics.TLSHandshakes
+	hs := &handshakeAudit{listener: lc.Name, mode: string(lc.Mode), deps: deps}
 	srv := &http.Server{
 		Addr:              lc.Address,
 		Handler:           h,
@@ -36,7 +41,8 @@ func NewServer(lc config.Listener, holder *reload.Holder, deps Deps) (*http.Serv
 		},
 		ErrorLog: log.New(&serverLog{
 			log:    deps.Log.With("listener", lc.Name),
-			failed: func() { handshakes.WithLabelValues(lc.Name, "error").Inc() },
+			failed: handshakes.WithLabelValues(lc.Name, "error").Inc,
+			audit:  hs,
 		}, "", 0),
 		Protocols: new(http.Protocols),
 	}
@@ -52,7 +58,7 @@ func NewServer(lc config.Listener, holder *reload.Holder, deps Deps) (*http.Serv
 			tds = append(tds, deps.Identity.ID().TrustDomain())
 		}
 		ok := handshakes.WithLabelValues(lc.Name, "ok")
-		srv.TLSConfig = deps.Identity.ServerConfig(identity.AuthorizeMembers(tds), ok.Inc)
+		srv.TLSConfig = hs.wrap(deps.Identity.ServerConfig(identity.AuthorizeMembers(tds), ok.Inc))
 	case config.Edge:
 		srv.Protocols.SetHTTP2(true)
 		cfg, err := edgeTLS(lc, deps.Identity)
@@ -86,21 +92,77 @@ func edgeTLS(lc config.Listener, src *identity.Source) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// serverLog turns net/http's error log into slog lines, counting failed TLS
-// handshakes on the way. Handshake failures are a caller's problem, not
-// ours, so they log at debug level.
+// serverLog turns net/http's error log into slog lines. A failed TLS
+// handshake is counted and audited; it is a caller's problem, not ours, so
+// it logs at debug level.
 type serverLog struct {
 	log    *slog.Logger
 	failed func()
+	audit  *handshakeAudit
 }
+
+const handshakeError = "http: TLS handshake error from "
 
 func (l *serverLog) Write(p []byte) (int, error) {
 	msg := string(bytes.TrimSpace(p))
-	if bytes.Contains(p, []byte("TLS handshake error")) {
+	if rest, ok := strings.CutPrefix(msg, handshakeError); ok {
 		l.failed()
-		l.log.Debug("TLS handshake failed", "detail", msg)
+		addr, reason, _ := strings.Cut(rest, ": ")
+		l.audit.refused(addr, reason)
+		l.log.Debug("TLS handshake failed", "remote", addr, "reason", reason)
 	} else {
 		l.log.Warn("http server", "detail", msg)
 	}
 	return len(p), nil
+}
+
+// handshakeAudit writes an audit record for every refused handshake,
+// naming the SPIFFE ID the peer presented when its certificate could be
+// parsed. net/http reports the failure after the handshake, by remote
+// address; the verifier, which saw the certificate, leaves the presented ID
+// here under the same address.
+type handshakeAudit struct {
+	listener, mode string
+	deps           Deps
+	presented      sync.Map // remote address → presented URI SAN
+}
+
+// wrap makes each connection's config note the presented ID of a
+// certificate that fails verification.
+func (a *handshakeAudit) wrap(base *tls.Config) *tls.Config {
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		addr := hello.Conn.RemoteAddr().String()
+		c := base.Clone()
+		c.GetConfigForClient = nil
+		verify := c.VerifyPeerCertificate
+		c.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+			err := verify(raw, chains)
+			if err != nil && len(raw) > 0 {
+				if cert, perr := x509.ParseCertificate(raw[0]); perr == nil && len(cert.URIs) > 0 {
+					a.presented.Store(addr, cert.URIs[0].String())
+				}
+			}
+			return err
+		}
+		return c, nil
+	}
+	return base
+}
+
+func (a *handshakeAudit) refused(addr, reason string) {
+	var presented string
+	if v, ok := a.presented.LoadAndDelete(addr); ok {
+		presented = v.(string)
+	}
+	if a.deps.Audit == nil {
+		return
+	}
+	rec := audit.Record{
+		Time: time.Now().UTC(), ID: a.deps.Audit.NextID(), Listener: a.listener, Mode: a.mode,
+		Source:      audit.Source{Addr: addr, SPIFFEID: presented},
+		Destination: audit.Destination{SPIFFEID: a.deps.Identity.ID().String()},
+		TLS:         audit.TLS{Reason: reason, PresentedSPIFFEID: presented},
+		Decision:    audit.Decision{Result: audit.ResultDeny, Reason: "TLS handshake refused: " + reason},
+	}
+	_ = a.deps.Audit.Enqueue(&rec) // a failure is counted by the writer
 }

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+)
+
+type row struct {
+	Round   int            `json:"round"`
+	Variant string         `json:"variant"`
+	Cell    string         `json:"cell"`
+	Result  map[string]any `json:"result"`
+}
+
+var variantNames = map[string]string{
+	"a": "(a) direct", "b": "(b) svidgate 1 rule", "c": "(c) svidgate 100 rules+audit",
+	"d": "(d) nginx", "e": "(e) HAProxy",
+}
+
+// metric extracts one number from a cell's result.
+type metric struct {
+	name  string
+	cell  string
+	get   func(r map[string]any) (float64, bool)
+	delta bool // subtract (a)'s value of the same round
+	fmt   string
+}
+
+func num(r map[string]any, path ...string) (float64, bool) {
+	var cur any = r
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return 0, false
+		}
+		cur = m[p]
+	}
+	f, ok := cur.(float64)
+	return f, ok
+}
+
+func field(path ...string) func(map[string]any) (float64, bool) {
+	return func(r map[string]any) (float64, bool) { return num(r, path...) }
+}
+
+func scaled(k float64, path ...string) func(map[string]any) (float64, bool) {
+	return func(r map[string]any) (float64, bool) {
+		v, ok := num(r, path...)
+		return v * k, ok
+	}
+}
+
+var metrics = []metric{
+	{"HTTP/1.1 keep-alive 5k rps: p50 ms", "h1", field("p50_ms"), false, "%.3f"},
+	{"  p99 ms", "h1", field("p99_ms"), false, "%.3f"},
+	{"  p99.9 ms", "h1", field("p999_ms"), false, "%.3f"},
+	{"  added p50 over (a), ms", "h1", field("p50_ms"), true, "%.3f"},
+	{"  added p99 over (a), ms", "h1", field("p99_ms"), true, "%.3f"},
+	{"  added p99.9 over (a), ms", "h1", field("p999_ms"), true, "%.3f"},
+	{"  achieved %", "h1", scaled(100, "ratio"), false, "%.1f"},
+	{"  proxy CPU ms / 1000 req", "h1", field("cpu_ms_per_1k"), false, "%.1f"},
+	{"  proxy RSS MB", "h1", scaled(1.0/1024, "rss_kb"), false, "%.1f"},
+	{"HTTP/1.1 keep-alive knee, req/s", "h1knee", field("knee"), false, "%.0f"},
+	{"  proxy CPU ms / 1000 req at knee", "h1knee", field("at", "cpu_ms_per_1k"), false, "%.1f"},
+	{"HTTP/2 1k rps: p50 ms", "h2", field("p50_ms"), false, "%.3f"},
+	{"  p99 ms", "h2", field("p99_ms"), false, "%.3f"},
+	{"  added p99 over (a), ms", "h2", field("p99_ms"), true, "%.3f"},
+	{"  proxy CPU ms / 1000 req", "h2", field("cpu_ms_per_1k"), false, "%.1f"},
+	{"gRPC unary 1k rps: p50 ms", "grpc", field("p50_ms"), false, "%.3f"},
+	{"  p99 ms", "grpc", field("p99_ms"), false, "%.3f"},
+	{"  added p99 over (a), ms", "grpc", field("p99_ms"), true, "%.3f"},
+	{"  proxy CPU ms / 1000 req", "grpc", field("cpu_ms_per_1k"), false, "%.1f"},
+	{"New mTLS connection per request: full handshakes/s", "hs", field("knee"), false, "%.0f"},
+	{"  proxy CPU ms / 1000 conns at knee", "hs", field("at", "cpu_ms_per_1k"), false, "%.1f"},
+	{"Resumption offered: connections/s", "hsres", field("knee"), false, "%.0f"},
+	{"  share resumed at knee %", "hsres", func(r map[string]any) (float64, bool) {
+		h, ok1 := num(r, "at", "handshakes")
+		s, ok2 := num(r, "at", "resumed")
+		if !ok1 || !ok2 || h == 0 {
+			return 0, false
+		}
+		return 100 * s / h, true
+	}, false, "%.0f"},
+	{"10k idle mTLS connections: KB each", "idle", field("per_conn_kb"), false, "%.1f"},
+	{"  proxy RSS MB with them", "idle", scaled(1.0/1024, "rss_after_kb"), false, "%.1f"},
+	{"1k rps over 100 connections: proxy RSS MB", "rss1k", scaled(1.0/1024, "rss_kb"), false, "%.1f"},
+	{"  proxy CPU ms / 1000 req", "rss1k", field("cpu_ms_per_1k"), false, "%.1f"},
+}
+
+type stat struct {
+	med, lo, hi float64
+	n           int
+}
+
+func summarize(v []float64) (stat, bool) {
+	if len(v) == 0 {
+		return stat{}, false
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stat{med, s[0], s[len(s)-1], len(s)}, true
+}
+
+func (s stat) format(f string) string {
+	if s.n == 1 || s.lo == s.hi {
+		return fmt.Sprintf(f, s.med)
+	}
+	return fmt.Sprintf(f+" ("+f+"–"+f+")", s.med, s.lo, s.hi)
+}
+
+func printReport(path string, w io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var rows []row
+	var meta map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) != nil {
+			continue
+		}
+		if m["meta"] == true {
+			meta = m
+			continue
+		}
+		var r row
+		_ = json.Unmarshal(sc.Bytes(), &r)
+		rows = append(rows, r)
+	}
+	// values[metric][variant] per round
+	type key struct {
+		variant, cell string
+		round         int
+	}
+	byKey := map[key]map[string]any{}
+	seen := map[string]bool{}
+	for _, r := range rows {
+		byKey[key{r.Variant, r.Cell, r.Round}] = r.Result
+		seen[r.Variant] = true
+	}
+	var vs []string
+	for _, v := range []string{"a", "b", "c", "d", "e"} {
+		if seen[v] {
+			vs = append(vs, v)
+		}
+	}
+	stats := map[string]map[string]stat{}
+	for _, m := range metrics {
+		stats[m.name+m.cell] = map[string]stat{}
+		for _, v := range vs {
+			var vals []float64
+			for _, r := range rows {
+				if r.Variant != v || r.Cell != m.cell {
+					continue
+				}
+				x, ok := m.get(r.Result)
+				if !ok {
+					continue
+				}
+				if m.delta {
+					if v == "a" {
+						continue
+					}
+					base, ok := byKey[key{"a", m.cell, r.Round}]
+					if !ok {
+						continue
+					}
+					bx, ok := m.get(base)
+					if !ok {
+						continue
+					}
+					x -= bx
+				}
+				vals = append(vals, x)
+			}
+			if s, ok := summarize(vals); ok {
+				stats[m.name+m.cell][v] = s
+			}
+		}
+	}
+
+	if meta != nil {
+		fmt.Fprintf(w, "Machine: %v, %v cores; kernel %v; load average at start %v\n", meta["cpu"], meta["cores"], meta["kernel"], meta["loadavg_start"])
+		fmt.Fprintf(w, "Versions: %v; %v; %v; svidgate %v. Rounds: %v%s\n\n", meta["go"], meta["nginx"], meta["haproxy"], meta["svidgate"], meta["rounds"],
+			map[bool]string{true: " (BENCH_QUICK: short windows, indicative only)", false: ""}[meta["quick"] == true])
+	}
+	fmt.Fprintf(w, "Median (min–max) over rounds. Proxy on core 0 with one worker/thread; loadgen and backend on core 1.\n\n")
+	fmt.Fprintf(w, "| cell |")
+	for _, v := range vs {
+		fmt.Fprintf(w, " %s |", variantNames[v])
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(vs)))
+	for _, m := range metrics {
+		fmt.Fprintf(w, "| %s |", m.name)
+		for _, v := range vs {
+			if s, ok := stats[m.name+m.cell][v]; ok {
+				fmt.Fprintf(w, " %s |", s.format(m.fmt))
+			} else {
+				fmt.Fprintf(w, " – |")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+
+	// Ratios of medians.
+	get := func(name, cell, v string) (float64, bool) {
+		s, ok := stats[name+cell][v]
+		return s.med, ok
+	}
+	fmt.Fprintf(w, "\nRatios of medians (svidgate / other):\n\n| metric | (b)/nginx | (b)/HAProxy | (c)/nginx | (c)/HAProxy |\n|---|---|---|---|---|\n")
+	for _, m := range []struct{ label, name, cell string }{
+		{"keep-alive knee (higher is better)", "HTTP/1.1 keep-alive knee, req/s", "h1knee"},
+		{"full handshakes/s (higher is better)", "New mTLS connection per request: full handshakes/s", "hs"},
+		{"proxy CPU per request at 5k rps (lower is better)", "  proxy CPU ms / 1000 req", "h1"},
+		{"HTTP/2 CPU per request (lower is better)", "  proxy CPU ms / 1000 req", "h2"},
+		{"gRPC CPU per request (lower is better)", "  proxy CPU ms / 1000 req", "grpc"},
+		{"p99 at 5k rps (lower is better)", "  p99 ms", "h1"},
+		{"RSS at 1k rps (lower is better)", "1k rps over 100 connections: proxy RSS MB", "rss1k"},
+		{"KB per idle connection (lower is better)", "10k idle mTLS connections: KB each", "idle"},
+	} {
+		fmt.Fprintf(w, "| %s |", m.label)
+		for _, pair := range [][2]string{{"b", "d"}, {"b", "e"}, {"c", "d"}, {"c", "e"}} {
+			x, ok1 := get(m.name, m.cell, pair[0])
+			y, ok2 := get(m.name, m.cell, pair[1])
+			if ok1 && ok2 && y != 0 {
+				fmt.Fprintf(w, " %.2f |", x/y)
+			} else {
+				fmt.Fprintf(w, " – |")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+
+	// Targets of issue 7.
+	fmt.Fprintf(w, "\nTargets (issue 7), from the medians above:\n\n")
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	check := func(desc string, f func() (string, bool, bool)) {
+		detail, ok, have := f()
+		if !have {
+			fmt.Fprintf(w, "- %s: not measured\n", desc)
+			return
+		}
+		fmt.Fprintf(w, "- %s: %s (%s)\n", desc, verdict(ok), detail)
+	}
+	for _, v := range []string{"b", "c"} {
+		check("added p99 at 5,000 rps keep-alive ≤ 1 ms, "+variantNames[v], func() (string, bool, bool) {
+			x, ok := get("  added p99 over (a), ms", "h1", v)
+			return fmt.Sprintf("%.3f ms", x), x <= 1, ok
+		})
+	}
+	for _, o := range []string{"d", "e"} {
+		check("keep-alive knee ≥ 0.8 × "+variantNames[o]+", (b)", func() (string, bool, bool) {
+			x, ok1 := get("HTTP/1.1 keep-alive knee, req/s", "h1knee", "b")
+			y, ok2 := get("HTTP/1.1 keep-alive knee, req/s", "h1knee", o)
+			return fmt.Sprintf("%.0f vs %.0f: %.2f×", x, y, x/y), x >= 0.8*y, ok1 && ok2
+		})
+	}
+	check("full handshakes/s ≥ 0.9 × nginx, (b)", func() (string, bool, bool) {
+		x, ok1 := get("New mTLS connection per request: full handshakes/s", "hs", "b")
+		y, ok2 := get("New mTLS connection per request: full handshakes/s", "hs", "d")
+		return fmt.Sprintf("%.0f vs %.0f: %.2f×", x, y, x/y), x >= 0.9*y, ok1 && ok2
+	})
+	check("(c) ≤ 1.25 × (b) proxy CPU per request at 5k rps", func() (string, bool, bool) {
+		x, ok1 := get("  proxy CPU ms / 1000 req", "h1", "c")
+		y, ok2 := get("  proxy CPU ms / 1000 req", "h1", "b")
+		return fmt.Sprintf("%.1f vs %.1f ms/1k: %.2f×; JWT and rate limit not in (c) yet", x, y, x/y), x <= 1.25*y, ok1 && ok2
+	})
+	for _, v := range []string{"b", "c"} {
+		check("RSS ≤ 40 MB at 1,000 rps over 100 connections, "+variantNames[v], func() (string, bool, bool) {
+			x, ok := get("1k rps over 100 connections: proxy RSS MB", "rss1k", v)
+			return fmt.Sprintf("%.1f MB", x), x <= 40, ok
+		})
+		check("≤ 50 KB per idle mTLS connection, "+variantNames[v], func() (string, bool, bool) {
+			x, ok := get("10k idle mTLS connections: KB each", "idle", v)
+			return fmt.Sprintf("%.1f KB", x), x <= 50, ok
+		})
+	}
+	fmt.Fprintf(w, "- policy decision with 100 rules ≤ 1 µs and 0 allocs: see `make bench-micro`\n")
+	_ = math.NaN
+	return nil
+}
