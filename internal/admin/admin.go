@@ -7,6 +7,7 @@ import (
 
 	"github.com/svidgate/svidgate/internal/audit"
 	"github.com/svidgate/svidgate/internal/identity"
+	"github.com/svidgate/svidgate/internal/ratelimit"
 	"github.com/svidgate/svidgate/internal/reload"
 	"github.com/svidgate/svidgate/internal/telemetry"
 )
@@ -28,6 +29,12 @@ type Server struct {
 	Version       string
 	Started       time.Time
 	Graph         *audit.Graph // the audit writer's live service graph (Options.Graph); nil: /graph answers 404
+	// JWTBundles, if set, reports the JWT bundles validators use.
+	JWTBundles func() identity.JWTBundlesSnapshot
+	// Blocked, if set, lists the callers blocked by abuse protection.
+	Blocked func(now time.Time) []ratelimit.Block
+	// RateLimitBackend names where limits are counted ("local", "redis").
+	RateLimitBackend string
 }
 
 // Handler returns the admin endpoints.
@@ -56,16 +63,27 @@ func (s *Server) Handler() http.Handler {
 
 // Status is the /v1/status document.
 type Status struct {
-	Version       string           `json:"version"`
-	Started       time.Time        `json:"started"`
-	Ready         bool             `json:"ready"`
-	NotReady      string           `json:"not_ready_reason,omitempty"`
-	SPIFFEID      string           `json:"spiffe_id"`
-	SVIDSerial    string           `json:"svid_serial"`
-	SVIDExpiresAt time.Time        `json:"svid_expires_at"`
-	SVIDUpdated   time.Time        `json:"svid_updated_at"`
-	TrustDomains  []string         `json:"trust_domains"`
-	Listeners     []ListenerStatus `json:"listeners"`
+	Version       string    `json:"version"`
+	Started       time.Time `json:"started"`
+	Ready         bool      `json:"ready"`
+	NotReady      string    `json:"not_ready_reason,omitempty"`
+	SPIFFEID      string    `json:"spiffe_id"`
+	SVIDSerial    string    `json:"svid_serial"`
+	SVIDExpiresAt time.Time `json:"svid_expires_at"`
+	SVIDUpdated   time.Time `json:"svid_updated_at"`
+	TrustDomains  []string  `json:"trust_domains"`
+	// JWTTrustDomains are the trust domains whose JWT bundles are held.
+	JWTTrustDomains  []string         `json:"jwt_trust_domains"`
+	RateLimitBackend string           `json:"ratelimit_backend,omitempty"`
+	BlockedCallers   []BlockedCaller  `json:"blocked_callers"`
+	Listeners        []ListenerStatus `json:"listeners"`
+}
+
+// BlockedCaller is a caller refused after repeated denials.
+type BlockedCaller struct {
+	SPIFFEID string    `json:"spiffe_id"`
+	Until    time.Time `json:"until"`
+	Failures int       `json:"failures"`
 }
 
 // ListenerStatus is one listener in Status.
@@ -101,7 +119,16 @@ func (s *Server) Status(now time.Time) Status {
 		Ready: ready, NotReady: why,
 		SPIFFEID: snap.SPIFFEID, SVIDSerial: snap.Serial,
 		SVIDExpiresAt: snap.NotAfter.UTC(), SVIDUpdated: snap.Updated.UTC(),
-		TrustDomains: snap.TrustDomains,
+		TrustDomains: snap.TrustDomains, RateLimitBackend: s.RateLimitBackend,
+		BlockedCallers: []BlockedCaller{},
+	}
+	if s.JWTBundles != nil {
+		st.JWTTrustDomains = s.JWTBundles().TrustDomains
+	}
+	if s.Blocked != nil {
+		for _, b := range s.Blocked(now) {
+			st.BlockedCallers = append(st.BlockedCallers, BlockedCaller{SPIFFEID: b.Key, Until: b.Until.UTC(), Failures: b.Failures})
+		}
 	}
 	for _, l := range s.Listeners {
 		ls := ListenerStatus{Name: l.Name, Mode: l.Mode, Address: l.Address}

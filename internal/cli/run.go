@@ -197,6 +197,10 @@ func (g *gateway) run(ctx, watchCtx context.Context) error {
 	adminInfo := &admin.Server{
 		Identity: g.ident, RefreshMargin: g.cfg.Identity.RefreshMargin.Duration,
 		Metrics: g.metrics, Version: version(), Started: time.Now(), Graph: g.graph,
+		JWTBundles: g.bundles.Snapshot, RateLimitBackend: string(g.cfg.RateLimit.Backend),
+	}
+	if b := g.limits.Blocker; b != nil {
+		adminInfo.Blocked = b.List
 	}
 	for _, l := range g.cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
