@@ -119,6 +119,12 @@ type fixture struct {
 // and a gRPC health backend (h2c), chosen by content type.
 func start(t *testing.T) *fixture {
 	t.Helper()
+	return startWith(t, testPolicy, nil)
+}
+
+// startWith is start with another policy and rate limits.
+func startWith(t *testing.T, policyText string, limits *Limits) *fixture {
+	t.Helper()
 	f := &fixture{ca: testpki.NewCA(t, "example.org"), seen: make(chan *http.Request, 16),
 		gateway: spiffeid.RequireFromString("spiffe://example.org/gateway")}
 
@@ -145,7 +151,7 @@ func start(t *testing.T) *fixture {
 
 	dir := t.TempDir()
 	pfile := filepath.Join(dir, "policy.toml")
-	if err := os.WriteFile(pfile, []byte(testPolicy), 0o600); err != nil {
+	if err := os.WriteFile(pfile, []byte(policyText), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	holder, err := reload.New(pfile, nil)
@@ -162,7 +168,11 @@ func start(t *testing.T) *fixture {
 	}
 	lc := config.Listener{Name: "in", Mode: config.Inbound, Upstream: up,
 		UpstreamTimeout: config.Duration{Duration: 5 * time.Second}}
-	deps := Deps{Identity: src, Audit: f.writer, Metrics: telemetry.NewMetrics("test", nil), Log: slog.New(slog.DiscardHandler)}
+	metrics := telemetry.NewMetrics("test", nil)
+	if limits != nil {
+		limits.Metrics = metrics
+	}
+	deps := Deps{Identity: src, Audit: f.writer, Metrics: metrics, Log: slog.New(slog.DiscardHandler), Limits: limits}
 	srv, err := NewServer(lc, holder, deps)
 	if err != nil {
 		t.Fatal(err)

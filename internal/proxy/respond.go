@@ -12,6 +12,7 @@ const (
 	grpcInvalidArgument  = 3
 	grpcDeadlineExceeded = 4
 	grpcPermissionDenied = 7
+	grpcResourceExhaust  = 8
 	grpcInternal         = 13
 	grpcUnavailable      = 14
 	grpcUnauthenticated  = 16
@@ -34,6 +35,8 @@ func grpcFromHTTP(status int) int {
 		return grpcUnauthenticated
 	case http.StatusForbidden:
 		return grpcPermissionDenied
+	case http.StatusTooManyRequests:
+		return grpcResourceExhaust
 	case http.StatusGatewayTimeout:
 		return grpcDeadlineExceeded
 	case http.StatusBadGateway, http.StatusServiceUnavailable:

@@ -33,6 +33,7 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 	hdr := x.rw.Header()
 	tripped := ""
 	var retry time.Duration
+	backendDown := false
 	if !eff.Limit.IsZero() {
 		res, _ := lim.Limiter.Allow(ctx, key, toLimit(eff.Limit, eff.Burst))
 		x.rec.RateLimit = audit.RateLimit{Rule: rule, Limit: eff.Limit.String(), Remaining: int64(res.Remaining)}
@@ -40,7 +41,7 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 		hdr.Set("RateLimit-Policy", `"`+rule+`";q=`+strconv.Itoa(res.Limit.Burst)+`;w=`+seconds(eff.Limit.Period))
 		hdr.Set("RateLimit", `"`+rule+`";r=`+strconv.Itoa(res.Remaining)+`;t=`+seconds(res.Reset))
 		if !res.Allowed {
-			tripped, retry = "limit "+eff.Limit.String(), res.RetryAfter
+			tripped, retry, backendDown = "limit "+eff.Limit.String(), res.RetryAfter, res.Failed
 		}
 	}
 	if tripped == "" && !eff.Quota.IsZero() {
@@ -49,7 +50,7 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 			x.rec.RateLimit = audit.RateLimit{Rule: rule, Limit: eff.Quota.String(), Remaining: int64(res.Remaining)}
 		}
 		if !res.Allowed {
-			tripped, retry = "quota "+eff.Quota.String(), res.RetryAfter
+			tripped, retry, backendDown = "quota "+eff.Quota.String(), res.RetryAfter, res.Failed
 			x.rec.RateLimit.Limit, x.rec.RateLimit.Remaining = eff.Quota.String(), 0
 		}
 	}
@@ -69,6 +70,14 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 		lim.Metrics.RateLimited.WithLabelValues(h.name, rule, "would_limit").Inc()
 		x.rec.Decision.DryRun = append(x.rec.Decision.DryRun, audit.DryRun{Rule: rule, Result: "would_limit: " + tripped})
 		return true
+	}
+	if backendDown {
+		// Failing closed is svidgate's doing, not the caller's: 503.
+		lim.Metrics.RateLimited.WithLabelValues(h.name, rule, "backend_down").Inc()
+		hdr.Set("Retry-After", "1")
+		h.refuse(x, http.StatusServiceUnavailable, audit.ResultError, "rate-limit backend unreachable; failing closed (rule "+rule+")",
+			"service unavailable: rate limiting is unavailable")
+		return false
 	}
 	lim.Metrics.RateLimited.WithLabelValues(h.name, rule, "limited").Inc()
 	hdr.Set("Retry-After", seconds(retry))

@@ -36,7 +36,7 @@ func (f Fallible) Allow(ctx context.Context, key string, l Limit) (Result, error
 	if f.OnError != nil {
 		f.OnError(err)
 	}
-	r := Result{Allowed: f.FailOpen, Limit: l.normalized()}
+	r := Result{Allowed: f.FailOpen, Limit: l.normalized(), Failed: true}
 	if !r.Allowed {
 		r.RetryAfter = time.Second
 		if l.Count > 0 && l.Period > 0 {

@@ -30,10 +30,10 @@ func TestFallible(t *testing.T) {
 		{name: "allowed passes through", limiter: stubLimiter{res: ok}, want: ok},
 		{name: "refused passes through fail-open", limiter: stubLimiter{res: refused}, failOpen: true, want: refused},
 		{name: "error fail-closed", limiter: stubLimiter{err: boom},
-			want: Result{Limit: lim, RetryAfter: 20 * time.Millisecond}, reported: boom},
+			want: Result{Limit: lim, RetryAfter: 20 * time.Millisecond, Failed: true}, reported: boom},
 		{name: "error fail-open", limiter: stubLimiter{err: boom}, failOpen: true,
-			want: Result{Allowed: true, Limit: lim}, reported: boom},
-		{name: "no limiter fails closed", want: Result{Limit: lim, RetryAfter: 20 * time.Millisecond}, reported: errNoLimiter},
+			want: Result{Allowed: true, Limit: lim, Failed: true}, reported: boom},
+		{name: "no limiter fails closed", want: Result{Limit: lim, RetryAfter: 20 * time.Millisecond, Failed: true}, reported: errNoLimiter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -147,6 +147,9 @@ type Result struct {
 	Remaining  int           // requests that would still be allowed right now
 	RetryAfter time.Duration // when !Allowed: until one request would pass; else 0
 	Reset      time.Duration // until the bucket is full again (Remaining = Burst)
+	// Failed is set by Fallible when the backend failed: Allowed is then
+	// the configured failure mode, not a verdict on the caller.
+	Failed bool
 }
 
 // Limiter decides whether one more request under a limit is allowed.
