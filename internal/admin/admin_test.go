@@ -55,4 +55,3 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
-

@@ -44,7 +44,6 @@ type File struct {
 	aside   string
 }
 
-
 // Open opens path for appending, creating it with mode 0600. A last line
 // without its newline (the writer was killed mid-write) is moved to a
 // file beside it, PATH-without-extension.torn-UNIXTIME, and cut off, so

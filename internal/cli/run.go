@@ -61,17 +61,17 @@ func runGateway(ctx context.Context, args []string, _, stderr io.Writer) int {
 
 // gateway is one running svidgate: what serve starts and must stop.
 type gateway struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	metrics  *telemetry.Metrics
-	audit    *audit.Writer
-	ident    *identity.Source
-	holders  map[string]*reload.Holder
-	jwt      *jwtauth.Validator
-	bundles  *identity.JWTBundles
-	tokens   *identity.JWTSVIDs
-	limits   *proxy.Limits
-	graph    *audit.Graph
+	cfg     *config.Config
+	log     *slog.Logger
+	metrics *telemetry.Metrics
+	audit   *audit.Writer
+	ident   *identity.Source
+	holders map[string]*reload.Holder
+	jwt     *jwtauth.Validator
+	bundles *identity.JWTBundles
+	tokens  *identity.JWTSVIDs
+	limits  *proxy.Limits
+	graph   *audit.Graph
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {

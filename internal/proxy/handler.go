@@ -81,14 +81,14 @@ func newHandler(lc config.Listener, holder *reload.Holder, deps Deps) *handler {
 	}
 	h.duration = deps.Metrics.RequestDuration.WithLabelValues(lc.Name)
 	h.proxy = &httputil.ReverseProxy{
-		Rewrite:       h.rewrite,
-		Transport:     newTransport(lc, deps.Identity),
+		Rewrite:   h.rewrite,
+		Transport: newTransport(lc, deps.Identity),
 		// FlushInterval 0: ReverseProxy still flushes at once whatever has
 		// no Content-Length (gRPC, streams) or is an event stream; bodies
 		// of known length go out in as few writes as possible.
-		BufferPool: copyBuffers,
-		ErrorHandler:  h.proxyError,
-		ErrorLog:      slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
+		BufferPool:   copyBuffers,
+		ErrorHandler: h.proxyError,
+		ErrorLog:     slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
 	}
 	return h
 }
