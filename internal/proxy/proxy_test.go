@@ -125,6 +125,17 @@ func start(t *testing.T) *fixture {
 // startWith is start with another policy and rate limits.
 func startWith(t *testing.T, policyText string, limits *Limits) *fixture {
 	t.Helper()
+	return startWithDeps(t, policyText, func(d *Deps) {
+		if limits != nil {
+			limits.Metrics = d.Metrics
+			d.Limits = limits
+		}
+	})
+}
+
+// startWithDeps is start with another policy and dependencies set by edit.
+func startWithDeps(t *testing.T, policyText string, edit func(*Deps)) *fixture {
+	t.Helper()
 	f := &fixture{ca: testpki.NewCA(t, "example.org"), seen: make(chan *http.Request, 16),
 		gateway: spiffeid.RequireFromString("spiffe://example.org/gateway")}
 
@@ -168,11 +179,8 @@ func startWith(t *testing.T, policyText string, limits *Limits) *fixture {
 	}
 	lc := config.Listener{Name: "in", Mode: config.Inbound, Upstream: up,
 		UpstreamTimeout: config.Duration{Duration: 5 * time.Second}}
-	metrics := telemetry.NewMetrics("test", nil)
-	if limits != nil {
-		limits.Metrics = metrics
-	}
-	deps := Deps{Identity: src, Audit: f.writer, Metrics: metrics, Log: slog.New(slog.DiscardHandler), Limits: limits}
+	deps := Deps{Identity: src, Audit: f.writer, Metrics: telemetry.NewMetrics("test", nil), Log: slog.New(slog.DiscardHandler)}
+	edit(&deps)
 	srv, err := NewServer(lc, holder, deps)
 	if err != nil {
 		t.Fatal(err)
