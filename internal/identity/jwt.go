@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -124,63 +123,18 @@ func (b *JWTBundles) logger() *slog.Logger {
 // bundle set has arrived, or an error after timeout that says what to
 // check.
 func (b *JWTBundles) Watch(ctx context.Context, addr string, timeout time.Duration) error {
-	client, err := dialWorkloadAPI(ctx, addr)
-	if err != nil {
-		return err
-	}
-	first := make(chan struct{})
-	w := &firstJWTWatcher{JWTBundles: b, first: first}
-	watchCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer client.Close()
-		// WatchJWTBundles retries with backoff until ctx ends.
-		_ = client.WatchJWTBundles(watchCtx, w)
-	}()
-	// On failure the watch is stopped before returning, so that nothing
-	// logs or updates the bundles afterwards.
-	stop := func() { cancel(); <-done }
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case <-first:
-		return nil
-	case <-timer.C:
-		stop()
-		return fmt.Errorf("identity: timed out after %s waiting for the first JWT bundles from the Workload API at %s (is the SPIRE agent running and reachable at that socket?)", timeout, socketDesc(addr))
-	case <-ctx.Done():
-		stop()
-		return ctx.Err()
-	}
+	w := &firstJWTWatcher{JWTBundles: b, first: newFirstSignal()}
+	return watchUntilFirst(ctx, addr, timeout, w.first, "the first JWT bundles",
+		"is the SPIRE agent running and reachable at that socket?",
+		func(ctx context.Context, c *workloadapi.Client) error { return c.WatchJWTBundles(ctx, w) })
 }
 
 type firstJWTWatcher struct {
 	*JWTBundles
-	once  sync.Once
-	first chan struct{}
+	first *firstSignal
 }
 
 func (w *firstJWTWatcher) OnJWTBundlesUpdate(set *jwtbundle.Set) {
 	w.JWTBundles.OnJWTBundlesUpdate(set)
-	w.once.Do(func() { close(w.first) })
-}
-
-func dialWorkloadAPI(ctx context.Context, addr string) (*workloadapi.Client, error) {
-	var opts []workloadapi.ClientOption
-	if addr != "" {
-		opts = append(opts, workloadapi.WithAddr(addr))
-	}
-	client, err := workloadapi.New(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("identity: Workload API client for %q: %w (set identity.socket or SPIFFE_ENDPOINT_SOCKET to unix:///path/to/agent.sock)", addr, err)
-	}
-	return client, nil
-}
-
-func socketDesc(addr string) string {
-	if addr == "" {
-		return "$SPIFFE_ENDPOINT_SOCKET"
-	}
-	return addr
+	w.first.fire()
 }

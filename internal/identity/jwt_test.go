@@ -184,6 +184,9 @@ func TestJWTSVIDsAgentOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	refreshAt, usableUntil := entryTimes(j, "orders")
+	if time.Until(usableUntil) > ttl {
+		t.Fatalf("token served until %s, beyond its lifetime", usableUntil)
+	}
 
 	srv.Stop()
 	// Past the refresh point, the agent down: the current token is still

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -161,55 +160,21 @@ func (s *Source) logger() *slog.Logger {
 // and keeps the source updated until ctx ends. It returns once the first
 // SVID has arrived, or an error after timeout that says what to check.
 func (s *Source) Watch(ctx context.Context, addr string, timeout time.Duration) error {
-	var opts []workloadapi.ClientOption
-	if addr != "" {
-		opts = append(opts, workloadapi.WithAddr(addr))
-	}
-	client, err := workloadapi.New(ctx, opts...)
-	if err != nil {
-		return fmt.Errorf("identity: Workload API client for %q: %w (set identity.socket or SPIFFE_ENDPOINT_SOCKET to unix:///path/to/agent.sock)", addr, err)
-	}
-	first := make(chan struct{})
-	w := &firstWatcher{Source: s, first: first}
-	watchCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer client.Close()
-		// WatchX509Context retries with backoff until ctx ends.
-		_ = client.WatchX509Context(watchCtx, w)
-	}()
-	// On failure the watch is stopped before returning, so that nothing
-	// logs or updates the source afterwards.
-	stop := func() { cancel(); <-done }
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case <-first:
-		return nil
-	case <-timer.C:
-		stop()
-		where := addr
-		if where == "" {
-			where = "$SPIFFE_ENDPOINT_SOCKET"
-		}
-		return fmt.Errorf("identity: timed out after %s waiting for the first X509-SVID from the Workload API at %s (is the SPIRE agent running and reachable at that socket, and is there a registration entry whose selectors match this process?)", timeout, where)
-	case <-ctx.Done():
-		stop()
-		return ctx.Err()
-	}
+	w := &firstWatcher{Source: s, first: newFirstSignal()}
+	return watchUntilFirst(ctx, addr, timeout, w.first, "the first X509-SVID",
+		"is the SPIRE agent running and reachable at that socket, and is there a registration entry whose selectors match this process?",
+		func(ctx context.Context, c *workloadapi.Client) error { return c.WatchX509Context(ctx, w) })
 }
 
 type firstWatcher struct {
 	*Source
-	once  sync.Once
-	first chan struct{}
+	first *firstSignal
 }
 
 func (w *firstWatcher) OnX509ContextUpdate(c *workloadapi.X509Context) {
 	w.Source.OnX509ContextUpdate(c)
 	if c.DefaultSVID() != nil {
-		w.once.Do(func() { close(w.first) })
+		w.first.fire()
 	}
 }
 
