@@ -19,10 +19,8 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -37,6 +35,8 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/svidgate/svidgate/examples/services/internal/endpoint"
 )
 
 const (
@@ -60,7 +60,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	ln, err := listenOn(*listen)
+	ln, err := endpoint.Listen(*listen)
 	if err != nil {
 		log.Error("listen", "address", *listen, "error", err)
 		return 1
@@ -97,17 +97,6 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func listenOn(addr string) (net.Listener, error) {
-	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
-		if path == "" {
-			return nil, fmt.Errorf("grpcecho: unix address %q has no path", addr)
-		}
-		_ = os.Remove(path)
-		return net.Listen("unix", path)
-	}
-	return net.Listen("tcp", addr)
 }
 
 type testService struct {

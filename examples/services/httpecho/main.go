@@ -17,17 +17,16 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/svidgate/svidgate/examples/services/internal/endpoint"
 )
 
 // Echo is the JSON document httpecho answers with.
@@ -58,7 +57,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	ln, err := listenOn(*listen)
+	ln, err := endpoint.Listen(*listen)
 	if err != nil {
 		log.Error("listen", "address", *listen, "error", err)
 		return 1
@@ -92,17 +91,6 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func listenOn(addr string) (net.Listener, error) {
-	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
-		if path == "" {
-			return nil, fmt.Errorf("httpecho: unix address %q has no path", addr)
-		}
-		_ = os.Remove(path)
-		return net.Listen("unix", path)
-	}
-	return net.Listen("tcp", addr)
 }
 
 func handler(name string) http.Handler {
