@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,6 +40,10 @@ type gateway struct {
 	listeners []listener
 	policies  map[string]string // policy file name → content
 	extra     string            // more tables of gateway.toml (e.g. [ratelimit]), as TOML
+	// auditPath, when set, is the [audit] path (absolute) instead of
+	// audit.jsonl in the gateway's directory; auditExtra holds more keys
+	// of the [audit] table, as TOML lines.
+	auditPath, auditExtra string
 
 	dir    string
 	bin    string
@@ -70,7 +75,11 @@ func (g *gateway) gatewayTOML(initialTimeout string) string {
 	fmt.Fprintf(&b, "[identity]\nsocket = %q\ninitial_timeout = %q\n\n", g.agent.workloadSocket(), initialTimeout)
 	fmt.Fprintf(&b, "[log]\nlevel = %q\nformat = %q\n\n", "info", "json")
 	fmt.Fprintf(&b, "[admin]\naddress = %q\n\n", g.admin)
-	fmt.Fprintf(&b, "[audit]\npath = %q\n", "audit.jsonl")
+	auditPath := "audit.jsonl"
+	if g.auditPath != "" {
+		auditPath = g.auditPath
+	}
+	fmt.Fprintf(&b, "[audit]\npath = %q\n%s", auditPath, g.auditExtra)
 	for _, l := range g.listeners {
 		fmt.Fprintf(&b, "\n[[listener]]\nname = %q\nmode = %q\naddress = %q\nupstream = %q\n", l.name, l.mode, l.address, l.upstream)
 		if l.policy != "" {
@@ -110,6 +119,9 @@ func (h *harness) prepare(g *gateway, initialTimeout string) error {
 	}
 	g.config = filepath.Join(g.dir, "gateway.toml")
 	g.audit = filepath.Join(g.dir, "audit.jsonl")
+	if g.auditPath != "" {
+		g.audit = g.auditPath
+	}
 	g.ready = make(chan struct{})
 	return os.WriteFile(g.config, []byte(g.gatewayTOML(initialTimeout)), 0o644)
 }
@@ -225,6 +237,25 @@ func (g *gateway) diagnose(err error) error {
 		return permanent(fmt.Errorf("%w\ngateway %s has exited (%v); log %s:\n%s", err, g.name, g.proc.err, g.proc.log, indent(g.proc.tail(25))))
 	}
 	return err
+}
+
+// restart stops a running gateway with SIGTERM, which it must survive with
+// exit code 0, and starts it again from the same binary and config (same
+// identity, ports and audit file), then waits up to timeout for it to be
+// ready. Use it only on a gateway no other test uses at the same time.
+func (h *harness) restart(g *gateway, timeout time.Duration) error {
+	if !g.proc.stop(syscall.SIGTERM, 20*time.Second) {
+		return fmt.Errorf("gateway %s did not exit within 20s of SIGTERM; log %s:\n%s", g.name, g.proc.log, indent(g.proc.tail(15)))
+	}
+	if c := g.proc.exitCode(); c != 0 {
+		return fmt.Errorf("gateway %s exited %d on SIGTERM, want 0; log %s:\n%s", g.name, c, g.proc.log, indent(g.proc.tail(15)))
+	}
+	g.ready, g.err = make(chan struct{}), nil
+	if err := h.launch(g); err != nil {
+		return err
+	}
+	g.waitReady(timeout)
+	return g.err
 }
 
 // gwStatus is the JSON of GET /v1/status.

@@ -45,7 +45,15 @@ type harness struct {
 	grpcecho     string // host:port
 
 	gateways map[string]*gateway
+	// stops ends the services test files started (moreServices), in
+	// reverse order, at teardown.
+	stops []func()
 }
+
+// afterTeardown lets a test file check the files of the run once every
+// process has stopped (logs complete, audit trails flushed); an error
+// fails the run.
+var afterTeardown []func(h *harness) error
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
@@ -56,6 +64,14 @@ func testMain(m *testing.M) (code int) {
 	defer func() {
 		if failed := teardown(h); failed && code == 0 {
 			code = 1
+		}
+		if env != nil {
+			for _, check := range afterTeardown {
+				if err := check(h); err != nil {
+					fmt.Fprintf(os.Stderr, "integration: after the run: %v\n", err)
+					code = 1
+				}
+			}
 		}
 		if h != nil && h.dir != "" {
 			if code != 0 || os.Getenv("SVIDGATE_IT_KEEP") != "" {
@@ -136,6 +152,9 @@ func setup() (*harness, error) {
 	if err := h.startBackends(); err != nil {
 		return h, err
 	}
+	if err := h.startServices(); err != nil {
+		return h, err
+	}
 	if err := h.startGateways(); err != nil {
 		return h, err
 	}
@@ -209,6 +228,25 @@ func (h *harness) startBackends() error {
 	return nil
 }
 
+// moreServices lets a test file start services of its own (from an init
+// function), after the sample backends and before the gateways, which may
+// depend on them. Each returns the function that stops what it started
+// (called at teardown, after the gateways); an error fails the setup.
+var moreServices []func(h *harness) (stop func(), err error)
+
+func (h *harness) startServices() error {
+	for _, start := range moreServices {
+		stop, err := start(h)
+		if stop != nil {
+			h.stops = append(h.stops, stop)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // teardown stops everything; it reports a failure when a gateway did not
 // exit 0 on SIGTERM or a race was detected in one.
 func teardown(h *harness) (failed bool) {
@@ -235,6 +273,9 @@ func teardown(h *harness) (failed bool) {
 				fmt.Fprintf(os.Stderr, "integration: DATA RACE detected in gateway %s, see %s\n", g.name, g.proc.log)
 				failed = true
 			}
+		}
+		for i := len(h.stops) - 1; i >= 0; i-- {
+			h.stops[i]()
 		}
 	}
 	killAll()

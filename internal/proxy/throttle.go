@@ -37,9 +37,9 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 	if !eff.Limit.IsZero() {
 		res, _ := lim.Limiter.Allow(ctx, key, toLimit(eff.Limit, eff.Burst))
 		x.rec.RateLimit = audit.RateLimit{Rule: rule, Limit: eff.Limit.String(), Remaining: int64(res.Remaining)}
-		// draft-ietf-httpapi-ratelimit-headers: the policy and what is left.
-		hdr.Set("RateLimit-Policy", `"`+rule+`";q=`+strconv.Itoa(res.Limit.Burst)+`;w=`+seconds(eff.Limit.Period))
-		hdr.Set("RateLimit", `"`+rule+`";r=`+strconv.Itoa(res.Remaining)+`;t=`+seconds(res.Reset))
+		if !spec.DryRun {
+			rateHeaders(hdr, rule, eff.Limit, res)
+		}
 		if !res.Allowed {
 			tripped, retry, backendDown = "limit "+eff.Limit.String(), res.RetryAfter, res.Failed
 		}
@@ -48,6 +48,9 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 		res, _ := lim.Limiter.Allow(ctx, key+"\x00quota", toLimit(eff.Quota, eff.Quota.Count))
 		if x.rec.RateLimit.Rule == "" {
 			x.rec.RateLimit = audit.RateLimit{Rule: rule, Limit: eff.Quota.String(), Remaining: int64(res.Remaining)}
+		}
+		if !spec.DryRun && (eff.Limit.IsZero() || !res.Allowed) {
+			rateHeaders(hdr, rule, eff.Quota, res)
 		}
 		if !res.Allowed {
 			tripped, retry, backendDown = "quota "+eff.Quota.String(), res.RetryAfter, res.Failed
@@ -73,6 +76,8 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 	}
 	if backendDown {
 		// Failing closed is svidgate's doing, not the caller's: 503.
+		hdr.Del("RateLimit")
+		hdr.Del("RateLimit-Policy")
 		lim.Metrics.RateLimited.WithLabelValues(h.name, rule, "backend_down").Inc()
 		hdr.Set("Retry-After", "1")
 		h.refuse(x, http.StatusServiceUnavailable, audit.ResultError, "rate-limit backend unreachable; failing closed (rule "+rule+")",
@@ -84,6 +89,18 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 	h.refuse(x, http.StatusTooManyRequests, audit.ResultLimited, "rate limited: "+tripped+" (rule "+rule+")",
 		"too many requests: "+tripped)
 	return false
+}
+
+// rateHeaders sets the draft-ietf-httpapi-ratelimit-headers fields: the
+// policy (q requests per window w, the window being the time the burst
+// takes to refill) and what is left of it. A failed backend says nothing.
+func rateHeaders(hdr http.Header, rule string, r policy.Rate, res ratelimit.Result) {
+	if res.Failed {
+		return
+	}
+	window := time.Duration(res.Limit.Burst) * r.Period / time.Duration(r.Count)
+	hdr.Set("RateLimit-Policy", `"`+rule+`";q=`+strconv.Itoa(res.Limit.Burst)+`;w=`+seconds(window))
+	hdr.Set("RateLimit", `"`+rule+`";r=`+strconv.Itoa(res.Remaining)+`;t=`+seconds(res.Reset))
 }
 
 // bucketKey names the bucket a request counts against: per rule, and per
