@@ -251,23 +251,32 @@ func (h *harness) startServices() error {
 // exit 0 on SIGTERM or a race was detected in one.
 func teardown(h *harness) (failed bool) {
 	if h != nil {
+		// Stop the gateways at once: each drains for up to a second.
+		var mu sync.Mutex
+		var wg sync.WaitGroup
 		for _, g := range h.gateways {
 			if g.proc == nil {
 				continue
 			}
-			if g.proc.exited() {
-				fmt.Fprintf(os.Stderr, "integration: gateway %s had ended before teardown (%v); log tail:\n%s\n", g.name, g.proc.err, indent(g.proc.tail(15)))
-				failed = true
-				continue
-			}
-			if !g.proc.stop(syscall.SIGTERM, 20*time.Second) {
-				fmt.Fprintf(os.Stderr, "integration: gateway %s did not exit within 20s of SIGTERM\n", g.name)
-				failed = true
-			} else if c := g.proc.exitCode(); c != 0 {
-				fmt.Fprintf(os.Stderr, "integration: gateway %s exited %d on SIGTERM, want 0; log tail:\n%s\n", g.name, c, indent(g.proc.tail(15)))
-				failed = true
-			}
+			wg.Go(func() {
+				msg := ""
+				switch {
+				case g.proc.exited():
+					msg = fmt.Sprintf("integration: gateway %s had ended before teardown (%v); log tail:\n%s\n", g.name, g.proc.err, indent(g.proc.tail(15)))
+				case !g.proc.stop(syscall.SIGTERM, 20*time.Second):
+					msg = fmt.Sprintf("integration: gateway %s did not exit within 20s of SIGTERM\n", g.name)
+				case g.proc.exitCode() != 0:
+					msg = fmt.Sprintf("integration: gateway %s exited %d on SIGTERM, want 0; log tail:\n%s\n", g.name, g.proc.exitCode(), indent(g.proc.tail(15)))
+				}
+				if msg != "" {
+					mu.Lock()
+					fmt.Fprint(os.Stderr, msg)
+					failed = true
+					mu.Unlock()
+				}
+			})
 		}
+		wg.Wait()
 		for _, g := range h.gateways {
 			if b, err := os.ReadFile(g.proc.log); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
 				fmt.Fprintf(os.Stderr, "integration: DATA RACE detected in gateway %s, see %s\n", g.name, g.proc.log)
