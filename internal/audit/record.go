@@ -94,7 +94,7 @@ type JWT struct {
 	Aud []string  `json:"aud,omitempty"`
 	JTI string    `json:"jti,omitempty"`
 	Exp time.Time `json:"exp,omitzero"`
-	// TokenSHA256Prefix is the first 16 hex digits of SHA-256 of the
+	// TokenSHA256Prefix is the first 12 hex digits of SHA-256 of the
 	// compact token.
 	TokenSHA256Prefix string `json:"token_sha256_prefix,omitempty"`
 }

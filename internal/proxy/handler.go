@@ -233,6 +233,7 @@ func (h *handler) authorize(x *exchange, now time.Time) bool {
 		}
 		if reason := d.JWT.Check(x.peer, x.claims.Subject, x.claims.Audience, x.claims.Raw); reason != "" {
 			h.denied(x, now)
+			x.rw.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			h.refuse(x, http.StatusUnauthorized, audit.ResultDeny, reason+" (rule "+d.Rule+")", "unauthenticated: "+reason)
 			return false
 		}
@@ -249,6 +250,7 @@ func (h *handler) authorize(x *exchange, now time.Time) bool {
 func (h *handler) validateToken(x *exchange, audience string) bool {
 	x.keepAuthorization = false
 	fail := func(reason string) bool {
+		x.rw.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		h.refuse(x, http.StatusUnauthorized, audit.ResultDeny, "jwt: "+reason, "unauthenticated: a valid JWT-SVID is required ("+reason+")")
 		return false
 	}
