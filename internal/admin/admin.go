@@ -35,6 +35,21 @@ type Server struct {
 	Blocked func(now time.Time) []ratelimit.Block
 	// RateLimitBackend names where limits are counted ("local", "redis").
 	RateLimitBackend string
+	// AuditHealthy, if set, must hold for /readyz: in block mode a
+	// gateway whose audit trail refuses records answers every request
+	// with 503, and should get no traffic.
+	AuditHealthy func() bool
+}
+
+// ready is /readyz's verdict.
+func (s *Server) ready(now time.Time) (bool, string) {
+	if ok, why := s.Identity.Ready(now, s.RefreshMargin); !ok {
+		return false, why
+	}
+	if s.AuditHealthy != nil && !s.AuditHealthy() {
+		return false, "the audit trail cannot keep records (on_failure = block)"
+	}
+	return true, ""
 }
 
 // Handler returns the admin endpoints.
@@ -44,7 +59,7 @@ func (s *Server) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ok, why := s.Identity.Ready(time.Now(), s.RefreshMargin); !ok {
+		if ok, why := s.ready(time.Now()); !ok {
 			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
@@ -113,7 +128,7 @@ type ReloadInfo struct {
 // Status builds the status document.
 func (s *Server) Status(now time.Time) Status {
 	snap := s.Identity.Snapshot()
-	ready, why := s.Identity.Ready(now, s.RefreshMargin)
+	ready, why := s.ready(now)
 	st := Status{
 		Version: s.Version, Started: s.Started.UTC(),
 		Ready: ready, NotReady: why,

@@ -42,6 +42,12 @@ func TestEndpoints(t *testing.T) {
 	if w := get(t, h, "/readyz"); w.Code != 200 {
 		t.Errorf("/readyz with an SVID: %d %s", w.Code, w.Body)
 	}
+	healthy := false
+	s.AuditHealthy = func() bool { return healthy }
+	if w := get(t, h, "/readyz"); w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "audit") {
+		t.Errorf("/readyz with a failing audit trail: %d %s", w.Code, w.Body)
+	}
+	healthy = true
 	if w := get(t, h, "/metrics"); w.Code != 200 || !strings.Contains(w.Body.String(), "svidgate_build_info") {
 		t.Errorf("/metrics %d", w.Code)
 	}

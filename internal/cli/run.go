@@ -202,6 +202,9 @@ func (g *gateway) run(ctx, watchCtx context.Context) error {
 	if b := g.limits.Blocker; b != nil {
 		adminInfo.Blocked = b.List
 	}
+	if g.cfg.Audit.OnFailure == config.Block {
+		adminInfo.AuditHealthy = g.audit.Healthy
+	}
 	for _, l := range g.cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
