@@ -643,7 +643,8 @@ func TestAuditKillRestart(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h := audStartHammer(ctx, clients, 16, 0, func(i int64) string { return base + "before/" + strconv.FormatInt(i, 10) })
+	const workers = 16
+	h := audStartHammer(ctx, clients, workers, 0, func(i int64) string { return base + "before/" + strconv.FormatInt(i, 10) })
 	if err := poll(30*time.Second, 10*time.Millisecond, func() error {
 		if h.ok.Load() < 1000 {
 			return fmt.Errorf("%d requests served", h.ok.Load())
@@ -670,8 +671,11 @@ func TestAuditKillRestart(t *testing.T) {
 	if err := audCheckSeq(recs); err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) == 0 || int64(len(recs)) > servedBefore {
-		t.Fatalf("%d records before the restart for %d requests served", len(recs), servedBefore)
+	// A request in flight at the kill may have been answered (and
+	// audited) without the client seeing the answer: at most one per
+	// worker.
+	if len(recs) == 0 || int64(len(recs)) > servedBefore+workers {
+		t.Fatalf("%d records before the restart for %d requests served by %d workers", len(recs), servedBefore, workers)
 	}
 	// A write cut short by the kill leaves a torn last line. The kernel
 	// rarely cuts a write, so unless this kill did, cut one here the way
