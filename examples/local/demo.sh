@@ -89,6 +89,11 @@ up() {
 	trap 'rc=$?; if [ "$rc" -ne 0 ]; then echo "demo: start failed, stopping what was started" >&2; down; fi' EXIT
 
 	say "== SPIRE"
+	# A stopped demo starts SPIRE afresh: the agent SVID kept in its data
+	# directory may have expired since, and a join token is single-use.
+	if ! alive "$DEMO/spire/pids/server.pid" && ! alive "$DEMO/spire/pids/agent.pid"; then
+		rm -rf "$DEMO/spire"
+	fi
 	SPIRE_SERVER_PORT=28081 TRUST_DOMAIN=$TD "$ROOT/spire/up.sh" "$DEMO/spire"
 
 	say "== building the sample services and the demo client"
