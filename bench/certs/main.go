@@ -7,14 +7,20 @@
 //	server.pem, server.key      server SVID and its PKCS#8 key
 //	server-full.pem             server.pem followed by server.key (HAProxy's crt)
 //	client.pem, client.key      client SVID and its PKCS#8 key
+//	jwt.key                     JWT-SVID signing key (EC P-256, PKCS#8)
+//	jwt-bundle.json             its public JWK with kid, as a JWKS: the JWT
+//	                            bundle of bench.example (served by fakeagent)
 package main
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"flag"
 	"fmt"
@@ -23,6 +29,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 func main() {
@@ -106,7 +114,35 @@ func run(dir, serverID, clientID string) error {
 			}
 		}
 	}
-	return nil
+	return writeJWTKey(dir)
+}
+
+// writeJWTKey writes the JWT-SVID signing key of the trust domain and its
+// public half as a JWKS. The kid is the first 8 bytes of the key's RFC 7638
+// thumbprint, in hex.
+func writeJWTKey(dir string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	pub := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.ES256), Use: "jwt-svid"}
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return err
+	}
+	pub.KeyID = hex.EncodeToString(tp[:8])
+	jwks, err := json.MarshalIndent(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}}, "", "  ")
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jwt.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "jwt-bundle.json"), append(jwks, '\n'), 0o644)
 }
 
 func writePEM(path, typ string, der []byte) error {

@@ -2,7 +2,9 @@
 // benchmark. It serves one X509-SVID and its bundle, read from files, on a
 // unix socket, so that svidgate (which takes its identity from the Workload
 // API only) uses exactly the certificates that nginx and HAProxy load from
-// disk. It answers FetchX509SVID and FetchX509Bundles and never rotates.
+// disk. It answers FetchX509SVID, FetchX509Bundles and FetchJWTBundles (the
+// JWKS written by bench/certs, so that svidgate validates the JWT-SVID the
+// runner mints with that key) and never rotates.
 // It is not an agent: there is no attestation, every caller gets the SVID.
 package main
 
@@ -22,7 +24,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 func main() {
@@ -30,9 +34,10 @@ func main() {
 	certFile := flag.String("cert", "", "SVID certificate chain (PEM, leaf first)")
 	keyFile := flag.String("key", "", "SVID private key (PEM, PKCS#8)")
 	bundleFile := flag.String("bundle", "", "trust bundle (PEM)")
+	jwtBundleFile := flag.String("jwt-bundle", "", "JWT bundle of the SVID's trust domain (JWKS JSON); required by svidgate")
 	id := flag.String("id", "", "SPIFFE ID of the SVID (default: the leaf's URI SAN)")
 	flag.Parse()
-	if err := run(*socket, *certFile, *keyFile, *bundleFile, *id); err != nil {
+	if err := run(*socket, *certFile, *keyFile, *bundleFile, *jwtBundleFile, *id); err != nil {
 		fmt.Fprintln(os.Stderr, "fakeagent:", err)
 		os.Exit(1)
 	}
@@ -40,12 +45,13 @@ func main() {
 
 type server struct {
 	workload.UnimplementedSpiffeWorkloadAPIServer
-	svid   *workload.X509SVID
-	bundle []byte
-	td     string
+	svid      *workload.X509SVID
+	bundle    []byte
+	jwtBundle []byte // JWKS; nil: FetchJWTBundles is unimplemented
+	td        string
 }
 
-func run(socket, certFile, keyFile, bundleFile, id string) error {
+func run(socket, certFile, keyFile, bundleFile, jwtBundleFile, id string) error {
 	if socket == "" || certFile == "" || keyFile == "" || bundleFile == "" {
 		return errors.New("-socket, -cert, -key and -bundle are required")
 	}
@@ -80,6 +86,23 @@ func run(socket, certFile, keyFile, bundleFile, id string) error {
 		},
 		bundle: join(bundle),
 		td:     "spiffe://" + leaf.URIs[0].Host,
+	}
+	if jwtBundleFile != "" {
+		jwks, err := os.ReadFile(jwtBundleFile)
+		if err != nil {
+			return err
+		}
+		// Refuse at start what svidgate's Workload API client would refuse.
+		td, err := spiffeid.TrustDomainFromString(s.td)
+		if err != nil {
+			return err
+		}
+		if b, err := jwtbundle.Parse(td, jwks); err != nil {
+			return fmt.Errorf("%s: %w", jwtBundleFile, err)
+		} else if len(b.JWTAuthorities()) == 0 {
+			return fmt.Errorf("%s: no keys", jwtBundleFile)
+		}
+		s.jwtBundle = jwks
 	}
 	_ = os.Remove(socket)
 	ln, err := net.Listen("unix", socket)
@@ -121,6 +144,21 @@ func (s *server) FetchX509Bundles(_ *workload.X509BundlesRequest, st grpc.Server
 		return err
 	}
 	if err := st.Send(&workload.X509BundlesResponse{Bundles: map[string][]byte{s.td: s.bundle}}); err != nil {
+		return err
+	}
+	<-st.Context().Done()
+	return nil
+}
+
+func (s *server) FetchJWTBundles(_ *workload.JWTBundlesRequest, st grpc.ServerStreamingServer[workload.JWTBundlesResponse]) error {
+	md, _ := metadata.FromIncomingContext(st.Context())
+	if err := checkHeader(md); err != nil {
+		return err
+	}
+	if s.jwtBundle == nil {
+		return status.Error(codes.Unimplemented, "fakeagent: started without -jwt-bundle")
+	}
+	if err := st.Send(&workload.JWTBundlesResponse{Bundles: map[string][]byte{s.td: s.jwtBundle}}); err != nil {
 		return err
 	}
 	<-st.Context().Done()

@@ -29,7 +29,7 @@ func (b *bench) writeConfigs() error {
 		"svidgate-b.toml": b.gatewayConfig("b", portSvidB, adminSvidB, "policy-b.toml", "-"),
 		"policy-b.toml":   policyOneRule,
 		"svidgate-c.toml": b.gatewayConfig("c", portSvidC, adminSvidC, "policy-c.toml", filepath.Join(d, "audit-c.jsonl")),
-		"policy-c.toml":   benchcfg.PolicyHundredRules(clientID),
+		"policy-c.toml":   benchcfg.PolicyHundredRules(clientID, benchcfg.VariantC),
 		"nginx.conf":      b.nginxConfig(),
 		"haproxy.cfg":     b.haproxyConfig(),
 		"nginx/.keep":     "",

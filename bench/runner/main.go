@@ -28,6 +28,7 @@ import (
 
 type bench struct {
 	dir, bin, certs, agentSock string
+	token                      string // variant (c)'s JWT-SVID
 	rounds                     int
 	quick                      bool
 	variants                   []string
@@ -101,6 +102,9 @@ func (b *bench) run() error {
 	if err := runCmd(filepath.Join(b.bin, "certs"), "-dir", b.certs, "-server-id", serverID, "-client-id", clientID); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
+	if b.token, err = mintJWT(b.certs, clientID); err != nil {
+		return fmt.Errorf("JWT-SVID: %w", err)
+	}
 	if err := b.writeConfigs(); err != nil {
 		return err
 	}
@@ -116,7 +120,7 @@ func (b *bench) run() error {
 	}
 	if _, err := b.start("fakeagent", "1", nil, filepath.Join(b.bin, "fakeagent"), "-socket", b.agentSock,
 		"-cert", filepath.Join(b.certs, "server.pem"), "-key", filepath.Join(b.certs, "server.key"),
-		"-bundle", filepath.Join(b.certs, "ca.pem")); err != nil {
+		"-bundle", filepath.Join(b.certs, "ca.pem"), "-jwt-bundle", filepath.Join(b.certs, "jwt-bundle.json")); err != nil {
 		return err
 	}
 	if err := waitTCP(addr(portBackend), 5*time.Second); err != nil {
@@ -177,7 +181,7 @@ func (b *bench) runVariant(round int, v string) error {
 			continue
 		}
 		args := append([]string{c.cmd, "-json", "-target", target, "-label", v + "/" + c.id}, c.args...)
-		args = append(args, variantArgs(v, b.certs)...)
+		args = append(args, variantArgs(v, b.certs, b.token)...)
 		if len(pids) > 0 {
 			args = append(args, "-pids", joinInts(pids))
 		}
@@ -207,17 +211,16 @@ func (b *bench) runVariant(round int, v string) error {
 }
 
 // variantArgs are the loadgen flags a variant needs: mTLS with the client
-// SVID everywhere except (a).
-func variantArgs(v, certs string) []string {
+// SVID everywhere except (a), and (c)'s JWT-SVID on every request (gRPC:
+// as authorization metadata).
+func variantArgs(v, certs, token string) []string {
 	if v == "a" {
 		return nil
 	}
 	args := []string{"-tls", "-ca", filepath.Join(certs, "ca.pem"), "-cert", filepath.Join(certs, "client.pem"),
 		"-key", filepath.Join(certs, "client.key"), "-server-id", serverID, "-curve", "X25519"}
 	if v == "c" {
-		// TODO(jwt): once [rule.jwt] is implemented, present the JWT-SVID that
-		// policy-c requires (configs.go): "-H", "Authorization: Bearer " + token.
-		_ = args
+		args = append(args, "-H", "Authorization: Bearer "+token)
 	}
 	return args
 }
