@@ -75,14 +75,6 @@ type chainState struct {
 	hasPrev bool
 }
 
-func (s *chainState) link() Link {
-	l := Link{Seq: s.seq}
-	if s.hasPrev {
-		l.Chain = string(s.prev[:])
-	}
-	return l
-}
-
 // chainer appends chained lines; it belongs to the writer goroutine.
 type chainer struct {
 	st  chainState

@@ -64,17 +64,6 @@ const (
 	Drop FailureMode = "drop"
 )
 
-// ParseFailureMode checks a configured on_failure value.
-func ParseFailureMode(s string) (FailureMode, error) {
-	switch m := FailureMode(s); m {
-	case Block, Drop:
-		return m, nil
-	case "":
-		return Block, nil
-	}
-	return "", fmt.Errorf("audit: on_failure %q is not valid; want %q or %q", s, Block, Drop)
-}
-
 // Options configure a Writer.
 type Options struct {
 	QueueSize    int           // records buffered; default 8192

@@ -46,7 +46,9 @@ func AuthorizeExact(want spiffeid.ID) tlsconfig.Authorizer {
 // is called once per connection that passed verification.
 func (s *Source) ServerConfig(auth tlsconfig.Authorizer, onVerified func()) *tls.Config {
 	cfg := tlsconfig.MTLSServerConfig(s, s, auth)
-	hardenServer(cfg)
+	cfg.MinVersion = tls.VersionTLS13
+	cfg.SessionTicketsDisabled = true
+	cfg.NextProtos = []string{"h2", "http/1.1"}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		// Without tickets there is no resumption; refuse one anyway so that
 		// a future change cannot skip peer verification silently.
@@ -68,10 +70,4 @@ func (s *Source) ClientConfig(want spiffeid.ID) *tls.Config {
 	cfg.MinVersion = tls.VersionTLS13
 	cfg.NextProtos = []string{"h2", "http/1.1"}
 	return cfg
-}
-
-func hardenServer(cfg *tls.Config) {
-	cfg.MinVersion = tls.VersionTLS13
-	cfg.SessionTicketsDisabled = true
-	cfg.NextProtos = []string{"h2", "http/1.1"}
 }

@@ -74,9 +74,6 @@ func StartProcess(dir string) (*Server, error) {
 // Addr is the server's host:port; it stays the same across restarts.
 func (s *Server) Addr() string { return s.addr }
 
-// LogFile is the path of the server's log, which every run appends to.
-func (s *Server) LogFile() string { return s.log }
-
 // Running reports whether the server process is running.
 func (s *Server) Running() bool {
 	s.mu.Lock()
