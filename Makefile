@@ -6,7 +6,7 @@ SPIRE_BIN   := $(BIN)/spire
 SPIRE_TOOLS := spire/tools
 DEMO_DIR    := .demo
 
-.PHONY: all build test lint spire demo demo-down clean demo-compose demo-compose-down demo-compose-images static test-compose
+.PHONY: all build deps-build deps-test test lint spire demo demo-down clean demo-compose demo-compose-down demo-compose-images static test-compose
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 ## spire: SPIRE server and agent (version pinned in spire/tools/go.mod), statically linked, into
 ## bin/spire; reused when present. The same binaries serve the tests, `make demo` and the
 ## compose images, so SPIRE is built once.
-spire: $(SPIRE_BIN)/spire-server $(SPIRE_BIN)/spire-agent
+spire: deps-build $(SPIRE_BIN)/spire-server $(SPIRE_BIN)/spire-agent
 
 # spire-server needs cgo for sqlite: linked statically against glibc, with the
 # Go user and DNS code (osusergo, netgo) so that it never loads NSS modules.
@@ -38,8 +38,14 @@ $(SPIRE_BIN)/spire-agent: $(SPIRE_TOOLS)/go.mod
 	mv $@.tmp $@
 
 ## test: unit and integration tests (real SPIRE, real svidgate binaries), with -race
-test: spire build
+test: deps-test spire build
 	$(GO) test -race -count=1 ./...
+
+## deps-build, deps-test: install the Debian packages the builds and tests need, if missing
+deps-build:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
 
 ## lint: go vet and gofmt
 lint:
@@ -75,7 +81,7 @@ static: spire
 	$(GO_STATIC) -o $(STATIC)/probe ./examples/compose/probe
 
 ## demo-compose-images: the three FROM-scratch images (svidgate-demo/{spire,app,redis}:dev)
-demo-compose-images: static
+demo-compose-images: deps-test static
 	examples/compose/build-images.sh
 
 ## demo-compose: SPIRE, sidecars, an edge gateway and Redis under docker compose, then the tour

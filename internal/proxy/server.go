@@ -47,6 +47,9 @@ func NewServer(lc config.Listener, holder *reload.Holder, deps Deps) (*http.Serv
 		Protocols: new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
+	if t, ok := h.proxy.Transport.(interface{ CloseIdleConnections() }); ok {
+		srv.RegisterOnShutdown(t.CloseIdleConnections)
+	}
 	switch lc.Mode {
 	case config.Inbound:
 		srv.Protocols.SetHTTP2(true)

@@ -32,6 +32,9 @@ func newTransport(lc config.Listener, src *identity.Source) http.RoundTripper {
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: lc.UpstreamTimeout.Duration,
 			ExpectContinueTimeout: time.Second,
+			// A proxy passes Content-Encoding through; it does not
+			// ask for gzip on the client's behalf and undo it.
+			DisableCompression: true,
 		}
 	}
 	if lc.Upstream.Scheme == "https" {
@@ -47,15 +50,35 @@ func newTransport(lc config.Listener, src *identity.Source) http.RoundTripper {
 	h2c := base()
 	h2c.Protocols = new(http.Protocols)
 	h2c.Protocols.SetUnencryptedHTTP2(true)
-	return &splitTransport{h1: h1, h2c: h2c}
+	lean := &h1Transport{
+		dial:          func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", lc.Upstream.Addr) },
+		headerTimeout: lc.UpstreamTimeout.Duration,
+		maxIdle:       h1.MaxIdleConnsPerHost,
+		idleTimeout:   h1.IdleConnTimeout,
+	}
+	return &splitTransport{lean: lean, h1: h1, h2c: h2c}
 }
 
-// splitTransport sends gRPC over h2c and everything else over HTTP/1.1.
-type splitTransport struct{ h1, h2c *http.Transport }
+// splitTransport sends gRPC over h2c, body-less requests over the lean
+// HTTP/1.1 pool and the rest (bodies, upgrades) over http.Transport.
+type splitTransport struct {
+	lean    *h1Transport
+	h1, h2c *http.Transport
+}
 
 func (t *splitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if isGRPC(r) {
+	switch {
+	case isGRPC(r):
 		return t.h2c.RoundTrip(r)
+	case (r.Body == nil || r.Body == http.NoBody) && r.Header.Get("Upgrade") == "":
+		return t.lean.RoundTrip(r)
 	}
 	return t.h1.RoundTrip(r)
+}
+
+// CloseIdleConnections closes every pooled upstream connection.
+func (t *splitTransport) CloseIdleConnections() {
+	t.lean.CloseIdleConnections()
+	t.h1.CloseIdleConnections()
+	t.h2c.CloseIdleConnections()
 }
