@@ -29,18 +29,18 @@ type h1Transport struct {
 	maxIdle       int
 	idleTimeout   time.Duration
 
-	mu   sync.Mutex
-	idle []*h1Conn // most recently used last
+	mu     sync.Mutex
+	idle   []*h1Conn // most recently used last
+	closed bool      // shut down: nothing goes back to the pool
 }
 
 // maxResponseHeader bounds what an upstream may send before its body.
 const maxResponseHeader = 1 << 20
 
-// probeAfter is how long a connection may sit idle before it is checked
-// for a close by the upstream (an idle timeout) before reuse.
-const probeAfter = time.Second
-
-var errResponseHeaderTooLarge = errors.New("upstream response headers exceed 1 MiB")
+var (
+	errResponseHeaderTooLarge = errors.New("upstream response headers exceed 1 MiB")
+	errUnexpectedUpgrade      = errors.New("upstream switched protocols on a request that asked for no upgrade")
+)
 
 type h1Conn struct {
 	t         *h1Transport
@@ -73,27 +73,27 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 const unlimited = 1<<63 - 1
 
 // RoundTrip sends req and returns the upstream's response. An idempotent
-// request that finds its reused connection closed by the upstream is sent
-// again on another, as http.Transport does.
+// request whose reused connection turns out closed before a byte of the
+// response arrived is sent again on another, as http.Transport does.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		c, reused, err := t.get(req.Context())
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(req)
+		resp, answered, err := c.roundTrip(req)
 		if err == nil {
 			return resp, nil
 		}
 		c.conn.Close()
-		if !reused || !staleConn(err) || !replayable(req) || req.Context().Err() != nil {
+		if !reused || answered || !staleConn(err) || !replayable(req) || req.Context().Err() != nil {
 			return nil, err
 		}
 	}
 }
 
 // staleConn tells whether err is what a connection closed by the upstream
-// while idle gives on first use.
+// gives on first use.
 func staleConn(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
@@ -107,24 +107,25 @@ func replayable(req *http.Request) bool {
 	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 }
 
+// get takes the most recently used live connection, or dials. Every pooled
+// connection is probed first: one non-blocking syscall finds what
+// http.Transport's reader goroutine would have seen, a close by the
+// upstream or bytes it sent unasked.
 func (t *h1Transport) get(ctx context.Context) (c *h1Conn, reused bool, err error) {
-	now := time.Now()
-	t.mu.Lock()
-	for len(t.idle) > 0 {
+	for {
+		t.mu.Lock()
+		if len(t.idle) == 0 {
+			t.mu.Unlock()
+			break
+		}
 		c = t.idle[len(t.idle)-1]
 		t.idle = t.idle[:len(t.idle)-1]
-		if now.Sub(c.idleSince) < probeAfter {
-			t.mu.Unlock()
-			return c, true, nil
-		}
 		t.mu.Unlock()
-		if now.Sub(c.idleSince) < t.idleTimeout && c.alive() {
+		if time.Since(c.idleSince) < t.idleTimeout && c.alive() {
 			return c, true, nil
 		}
 		c.conn.Close()
-		t.mu.Lock()
 	}
-	t.mu.Unlock()
 	conn, err := t.dial(ctx)
 	if err != nil {
 		return nil, false, err
@@ -135,27 +136,44 @@ func (t *h1Transport) get(ctx context.Context) (c *h1Conn, reused bool, err erro
 	return c, false, nil
 }
 
-// put returns a connection whose exchange ended cleanly to the pool.
+// put returns a connection whose exchange ended cleanly to the pool, and
+// closes the ones that sat idle too long or do not fit.
 func (t *h1Transport) put(c *h1Conn) {
-	c.idleSince = time.Now()
-	t.mu.Lock()
-	if len(t.idle) >= t.maxIdle {
-		old := t.idle[0]
-		copy(t.idle, t.idle[1:])
-		t.idle[len(t.idle)-1] = c
-		t.mu.Unlock()
-		old.conn.Close()
+	if c.br.Buffered() > 0 { // more than the response: never reuse
+		c.conn.Close()
 		return
+	}
+	now := time.Now()
+	c.idleSince = now
+	var drop []*h1Conn
+	t.mu.Lock()
+	if t.closed || t.maxIdle <= 0 {
+		t.mu.Unlock()
+		c.conn.Close()
+		return
+	}
+	n := 0 // the oldest come first
+	for n < len(t.idle) && (now.Sub(t.idle[n].idleSince) >= t.idleTimeout || len(t.idle)-n >= t.maxIdle) {
+		n++
+	}
+	if n > 0 {
+		drop = append(drop, t.idle[:n]...)
+		t.idle = append(t.idle[:0], t.idle[n:]...)
 	}
 	t.idle = append(t.idle, c)
 	t.mu.Unlock()
+	for _, old := range drop {
+		old.conn.Close()
+	}
 }
 
-// CloseIdleConnections closes the pooled connections (on shutdown).
+// CloseIdleConnections closes the pooled connections and, on shutdown,
+// every one that comes back later.
 func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = nil
+	t.closed = true
 	t.mu.Unlock()
 	for _, c := range idle {
 		c.conn.Close()
@@ -163,7 +181,7 @@ func (t *h1Transport) CloseIdleConnections() {
 }
 
 // alive peeks at an idle connection without blocking: a close by the
-// upstream (or bytes it should not have sent) makes it unusable.
+// upstream, or bytes it should not have sent, make it unusable.
 func (c *h1Conn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
@@ -186,17 +204,21 @@ func (c *h1Conn) alive() bool {
 	return err == nil && ok
 }
 
-func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
+// roundTrip is one exchange on c; answered tells whether any of the
+// response had arrived when it failed (then it is never sent again).
+func (c *h1Conn) roundTrip(req *http.Request) (resp *http.Response, answered bool, err error) {
 	ctx := req.Context()
 	// A cancelled request (the client went away) interrupts the exchange
-	// at once, whatever it is blocked on.
+	// at once, whatever it is blocked on. ctx.Err() is set before the
+	// function runs, so checking it after each deadline change below
+	// keeps a cancellation from being overwritten.
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
-	fail := func(err error) (*http.Response, error) {
+	fail := func(err error) (*http.Response, bool, error) {
 		stop()
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, ctxErr
+			err = ctxErr
 		}
-		return nil, err
+		return nil, c.lim.left < maxResponseHeader, err
 	}
 	if err := req.Write(c.bw); err != nil {
 		return fail(err)
@@ -206,28 +228,38 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if c.t.headerTimeout > 0 {
 		c.conn.SetReadDeadline(time.Now().Add(c.t.headerTimeout))
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
 	}
 	c.lim.left = maxResponseHeader
-	resp, err := c.readResponse(req)
-	c.lim.left = unlimited
+	resp, err = c.readResponse(req)
 	if err != nil {
 		return fail(err)
 	}
+	c.lim.left = unlimited
 	if c.t.headerTimeout > 0 {
 		c.conn.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			c.conn.Close() // before the body, which would drain it
+			resp.Body.Close()
+			return fail(ctx.Err())
+		}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return fail(errUnexpectedUpgrade)
 	}
 	reuse := !resp.Close && !req.Close
 	if resp.Body == http.NoBody {
-		stop()
-		if reuse {
+		if stop() && reuse {
 			c.t.put(c)
 		} else {
 			c.conn.Close()
 		}
-		return resp, nil
+		return resp, true, nil
 	}
 	resp.Body = &h1Body{rc: resp.Body, c: c, stop: stop, reuse: reuse}
-	return resp, nil
+	return resp, true, nil
 }
 
 // readResponse reads the final response, passing informational ones
@@ -278,8 +310,16 @@ func (b *h1Body) Close() error {
 		return nil
 	}
 	b.done = true
+	if !b.eof {
+		// Closing the connection first keeps rc.Close from reading
+		// (draining) the rest of a body nobody wants.
+		b.stop()
+		b.c.conn.Close()
+		b.rc.Close()
+		return nil
+	}
 	b.rc.Close()
-	if b.stop() && b.eof && b.reuse {
+	if b.stop() && b.reuse {
 		b.c.t.put(b.c)
 		return nil
 	}

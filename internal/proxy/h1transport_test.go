@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,7 +25,16 @@ type rawUpstream struct {
 
 func newRawUpstream(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) *rawUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newRawUpstreamOn(t, "tcp", serve)
+}
+
+func newRawUpstreamOn(t *testing.T, network string, serve func(c net.Conn, br *bufio.Reader)) *rawUpstream {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "up.sock")
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +59,9 @@ func newRawUpstream(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) *raw
 func (u *rawUpstream) transport(headerTimeout time.Duration) *h1Transport {
 	d := &net.Dialer{Timeout: time.Second}
 	return &h1Transport{
-		dial:          func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", u.ln.Addr().String()) },
+		dial: func(ctx context.Context) (net.Conn, error) {
+			return d.DialContext(ctx, u.ln.Addr().Network(), u.ln.Addr().String())
+		},
 		headerTimeout: headerTimeout,
 		maxIdle:       4,
 		idleTimeout:   time.Minute,
@@ -126,47 +138,218 @@ func TestH1TransportConnectionClose(t *testing.T) {
 	}
 }
 
-// An upstream that drops a kept-alive connection without saying so: an
-// idempotent request is sent again on a new connection, a POST is not.
-func TestH1TransportStaleConnection(t *testing.T) {
-	u := newRawUpstream(t, answer(okResp, 1)) // closes after one answer
-	tr := u.transport(time.Second)
-	resp, err := get(t, tr, "GET")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readAll(t, resp)
-	time.Sleep(50 * time.Millisecond) // the close reaches us; the pooled conn is stale
-	resp, err = get(t, tr, "GET")
-	if err != nil {
-		t.Fatalf("GET on a stale pooled connection: %v (want a retry on a new one)", err)
-	}
-	readAll(t, resp)
-	time.Sleep(50 * time.Millisecond)
-	if _, err := get(t, tr, "POST"); err == nil {
-		t.Fatal("POST on a stale pooled connection was sent again; it must fail instead")
-	}
-	if n := u.conns.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2 (first, retry; the POST is not retried)", n)
+// An upstream that closes a kept-alive connection while it is idle: the
+// probe before reuse notices, and every request, a POST too, goes out on a
+// new connection.
+func TestH1TransportIdleCloseByUpstream(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			u := newRawUpstreamOn(t, network, answer(okResp, 1)) // closes after one answer
+			tr := u.transport(time.Second)
+			for i, method := range []string{"GET", "POST", "GET"} {
+				resp, err := get(t, tr, method)
+				if err != nil {
+					t.Fatalf("%s #%d after the upstream closed the pooled connection: %v", method, i, err)
+				}
+				readAll(t, resp)
+				time.Sleep(50 * time.Millisecond) // the close reaches us
+			}
+			if n := u.conns.Load(); n != 3 {
+				t.Fatalf("%d connections, want 3", n)
+			}
+		})
 	}
 }
 
-// After probeAfter idle, a connection the upstream closed is noticed before
-// use, so even a POST goes out on a live one.
-func TestH1TransportProbesIdleConnection(t *testing.T) {
-	u := newRawUpstream(t, answer(okResp, 1))
+// An upstream that reads the next request on a kept-alive connection and
+// closes it unanswered: an idempotent request is sent again on a new
+// connection, a POST is not.
+func TestH1TransportRetriesOnlyIdempotent(t *testing.T) {
+	var first atomic.Bool
+	u := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		if !first.CompareAndSwap(false, true) {
+			answer(okResp, 0)(c, br)
+			return
+		}
+		answer(okResp, 1)(c, br)
+		http.ReadRequest(br) // then hang up without an answer
+	})
 	tr := u.transport(time.Second)
 	resp, err := get(t, tr, "GET")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readAll(t, resp)
-	time.Sleep(probeAfter + 100*time.Millisecond)
-	resp, err = get(t, tr, "POST")
+	resp, err = get(t, tr, "GET")
 	if err != nil {
-		t.Fatalf("POST after the pooled connection was closed while idle: %v", err)
+		t.Fatalf("GET whose reused connection was closed unanswered: %v (want it sent again)", err)
 	}
 	readAll(t, resp)
+	first.Store(false) // the next connection hangs up again
+	tr.CloseIdleConnections()
+	tr.closed = false
+	resp, err = get(t, tr, "GET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if _, err := get(t, tr, "POST"); err == nil {
+		t.Fatal("a POST was sent again after its connection closed unanswered; it must fail instead")
+	}
+	if n := u.conns.Load(); n != 3 {
+		t.Fatalf("%d connections, want 3 (the POST is not sent again)", n)
+	}
+}
+
+// Bytes beyond a response (a HEAD answered with a body) must never be read
+// as the answer to the next request.
+func TestH1TransportExtraBytesNotReused(t *testing.T) {
+	u := newRawUpstream(t, answer(okResp, 0))
+	tr := u.transport(time.Second)
+	resp, err := get(t, tr, "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	time.Sleep(50 * time.Millisecond)
+	resp, err = get(t, tr, "GET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "hello" || resp.StatusCode != 200 {
+		t.Fatalf("GET after a HEAD answered with a body: %d %q", resp.StatusCode, got)
+	}
+	if n := u.conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2 (the HEAD's one is spoiled)", n)
+	}
+}
+
+func TestH1TransportReusesAfterEmptyBodies(t *testing.T) {
+	u := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			switch req.Method {
+			case "HEAD":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+			case "DELETE":
+				io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+			default:
+				io.WriteString(c, "HTTP/1.1 304 Not Modified\r\n\r\n")
+			}
+		}
+	})
+	tr := u.transport(time.Second)
+	for _, m := range []string{"HEAD", "DELETE", "GET", "HEAD"} {
+		resp, err := get(t, tr, m)
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		readAll(t, resp)
+	}
+	if n := u.conns.Load(); n != 1 {
+		t.Fatalf("%d connections for HEAD, 204 and 304 answers, want 1", n)
+	}
+}
+
+func TestH1TransportReadUntilCloseNotReused(t *testing.T) {
+	u := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		http.ReadRequest(br)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nuntil close")
+	})
+	tr := u.transport(time.Second)
+	for range 2 {
+		resp, err := get(t, tr, "GET")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, resp); got != "until close" {
+			t.Fatalf("body %q", got)
+		}
+	}
+	if n := u.conns.Load(); n != 2 || len(tr.idle) != 0 {
+		t.Fatalf("%d connections, %d pooled; a body delimited by the close is never reused", n, len(tr.idle))
+	}
+}
+
+func TestH1TransportUnaskedUpgrade(t *testing.T) {
+	u := newRawUpstream(t, answer("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n", 0))
+	tr := u.transport(time.Second)
+	if _, err := get(t, tr, "GET"); !errors.Is(err, errUnexpectedUpgrade) {
+		t.Fatalf("err %v, want %v", err, errUnexpectedUpgrade)
+	}
+	if len(tr.idle) != 0 {
+		t.Fatal("a connection that switched protocols was pooled")
+	}
+}
+
+// A body closed early does not drain an endless stream first.
+func TestH1TransportEarlyCloseOfEndlessBody(t *testing.T) {
+	u := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		http.ReadRequest(br)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+		chunk := "400\r\n" + strings.Repeat("x", 1024) + "\r\n"
+		for {
+			if _, err := io.WriteString(c, chunk); err != nil {
+				return
+			}
+		}
+	})
+	resp, err := get(t, u.transport(time.Second), "GET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Read(make([]byte, 100))
+	done := make(chan struct{})
+	go func() { resp.Body.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("closing an endless body early did not return: it is being drained")
+	}
+}
+
+func TestH1TransportPoolBounds(t *testing.T) {
+	u := newRawUpstream(t, answer(okResp, 0))
+	tr := u.transport(time.Second)
+	tr.maxIdle = 2
+	var open []*http.Response
+	for range 3 { // three at once: three connections
+		resp, err := get(t, tr, "GET")
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, resp)
+	}
+	for _, resp := range open {
+		readAll(t, resp)
+	}
+	if len(tr.idle) != 2 {
+		t.Fatalf("%d pooled, want maxIdle = 2", len(tr.idle))
+	}
+	tr.idleTimeout = 50 * time.Millisecond
+	time.Sleep(100 * time.Millisecond)
+	tr.idleTimeout = time.Minute
+	resp, err := get(t, tr, "GET") // takes one of the two
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.idleTimeout = 50 * time.Millisecond
+	readAll(t, resp) // goes back; the other one is past the idle timeout
+	if len(tr.idle) != 1 {
+		t.Fatalf("%d pooled, want 1: a connection past the idle timeout stays pooled", len(tr.idle))
+	}
+	tr.CloseIdleConnections()
+	resp, err = get(t, tr, "GET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if len(tr.idle) != 0 {
+		t.Fatal("a connection went back to the pool after CloseIdleConnections")
+	}
 }
 
 func TestH1TransportHeaderTimeout(t *testing.T) {

@@ -136,6 +136,11 @@ func startWith(t *testing.T, policyText string, limits *Limits) *fixture {
 // startWithDeps is start with another policy and dependencies set by edit.
 func startWithDeps(t *testing.T, policyText string, edit func(*Deps)) *fixture {
 	t.Helper()
+	return startFull(t, policyText, edit, 5*time.Second)
+}
+
+func startFull(t *testing.T, policyText string, edit func(*Deps), upstreamTimeout time.Duration) *fixture {
+	t.Helper()
 	f := &fixture{ca: testpki.NewCA(t, "example.org"), seen: make(chan *http.Request, 16),
 		gateway: spiffeid.RequireFromString("spiffe://example.org/gateway")}
 
@@ -145,6 +150,10 @@ func startWithDeps(t *testing.T, policyText string, edit func(*Deps)) *fixture {
 	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			grpcSrv.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/orders/hang" { // answers nothing until the client goes
+			<-r.Context().Done()
 			return
 		}
 		f.seen <- r
@@ -178,7 +187,7 @@ func startWithDeps(t *testing.T, policyText string, edit func(*Deps)) *fixture {
 		t.Fatal(err)
 	}
 	lc := config.Listener{Name: "in", Mode: config.Inbound, Upstream: up,
-		UpstreamTimeout: config.Duration{Duration: 5 * time.Second}}
+		UpstreamTimeout: config.Duration{Duration: upstreamTimeout}}
 	deps := Deps{Identity: src, Audit: f.writer, Metrics: telemetry.NewMetrics("test", nil), Log: slog.New(slog.DiscardHandler)}
 	edit(&deps)
 	srv, err := NewServer(lc, holder, deps)
@@ -391,5 +400,26 @@ func TestInboundRequiresClientCert(t *testing.T) {
 	if err == nil {
 		resp.Body.Close()
 		t.Fatalf("served a client without a certificate: %d", resp.StatusCode)
+	}
+}
+
+// An upstream that does not answer within upstream_timeout gets the caller
+// a 504 and an audit record saying so, over HTTP/1.1 (svidgate's own pool)
+// and HTTP/2 alike.
+func TestUpstreamTimeout(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		f := startFull(t, testPolicy, func(*Deps) {}, 200*time.Millisecond)
+		resp, err := f.client(t, "spiffe://example.org/web", h2).Get("https://" + f.addr + "/orders/hang")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("h2=%v: status %d, want 504", h2, resp.StatusCode)
+		}
+		rec := f.sink.records(t, f.writer, 1)[0]
+		if rec.Status != 504 || rec.Upstream.Error == "" {
+			t.Fatalf("h2=%v: audit record status %d, upstream error %q", h2, rec.Status, rec.Upstream.Error)
+		}
 	}
 }
