@@ -114,6 +114,10 @@ func (h *Holder) Watch(ctx context.Context) error {
 		defer w.Close()
 		var timer *time.Timer
 		fire := make(chan struct{}, 1)
+		// Where the file points, resolved again only after a change
+		// that concerned it: events about other files in the directory
+		// (an audit trail written there, say) then cost no syscalls.
+		target, _ := filepath.EvalSymlinks(h.file)
 		for {
 			select {
 			case <-ctx.Done():
@@ -122,7 +126,7 @@ func (h *Holder) Watch(ctx context.Context) error {
 				if !ok {
 					return
 				}
-				if ev.Op == fsnotify.Chmod || !h.concerns(ev.Name) {
+				if ev.Op == fsnotify.Chmod || !h.concerns(ev.Name, target) {
 					continue
 				}
 				if timer == nil {
@@ -136,6 +140,7 @@ func (h *Holder) Watch(ctx context.Context) error {
 					timer.Reset(debounce)
 				}
 			case <-fire:
+				target, _ = filepath.EvalSymlinks(h.file)
 				if _, err := os.Stat(h.file); err != nil {
 					// Mid-swap, or removed: keep enforcing and wait for
 					// the next event.
@@ -154,12 +159,10 @@ func (h *Holder) Watch(ctx context.Context) error {
 }
 
 // concerns reports whether a change to name may change the file: the file
-// itself, the file a symlink points to, or a ConfigMap's "..data" links.
-func (h *Holder) concerns(name string) bool {
+// itself, target (what it last pointed to, "" if unknown), or a ConfigMap's
+// "..data" links.
+func (h *Holder) concerns(name, target string) bool {
 	name = filepath.Clean(name)
-	if name == filepath.Clean(h.file) || strings.HasPrefix(filepath.Base(name), "..") {
-		return true
-	}
-	target, err := filepath.EvalSymlinks(h.file)
-	return err == nil && name == target
+	return name == filepath.Clean(h.file) || strings.HasPrefix(filepath.Base(name), "..") ||
+		(target != "" && name == target)
 }
