@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -35,10 +36,11 @@ type Result struct {
 	P999      float64 `json:"p999_ms"`
 	Max       float64 `json:"max_ms"`
 	// Server under test, over the window (when -pids is given).
-	CPUSec   float64 `json:"cpu_s"`
-	CPUPer1k float64 `json:"cpu_ms_per_1k"` // CPU milliseconds per 1000 completed requests
-	CPUUtil  float64 `json:"cpu_util"`      // CPU seconds per second of window
-	RSSKB    int64   `json:"rss_kb"`        // at the end of the window
+	CPUSec   float64 `json:"cpu_s,omitempty"`
+	CPUPer1k float64 `json:"cpu_ms_per_1k,omitempty"` // CPU milliseconds per 1000 completed requests
+	CPUUtil  float64 `json:"cpu_util,omitempty"`      // CPU seconds per second of window
+	CPUError string  `json:"cpu_error,omitempty"`     // why CPU was not measured
+	RSSKB    int64   `json:"rss_kb"`                  // at the end of the window
 	// TLS, as negotiated.
 	Handshakes int64  `json:"handshakes"`
 	Resumed    int64  `json:"resumed"`
@@ -176,7 +178,7 @@ func (l *load) phase(rate float64, dur time.Duration, pids []int) *Result {
 			lat[i] = mine
 		}()
 	}
-	cpu0 := procCPU(pids)
+	cpu0, err0 := procCPU(pids)
 	// The pacer: release every request whose time has come, then nap.
 	interval := float64(time.Second) / rate
 	startNS := start.UnixNano()
@@ -197,7 +199,7 @@ func (l *load) phase(rate float64, dur time.Duration, pids []int) *Result {
 	if w := time.Until(end); w > 0 {
 		time.Sleep(w)
 	}
-	cpu1 := procCPU(pids)
+	cpu1, err1 := procCPU(pids)
 	grace := time.AfterFunc(2*time.Second, func() { abandon.Store(true); cancel() })
 	wg.Wait()
 	grace.Stop()
@@ -221,10 +223,14 @@ func (l *load) phase(rate float64, dur time.Duration, pids []int) *Result {
 		r.Max = float64(all[len(all)-1]) / 1e6
 	}
 	if len(pids) > 0 {
-		r.CPUSec = cpu1 - cpu0
-		r.CPUUtil = r.CPUSec / dur.Seconds()
-		if inWindow.Load() > 0 {
-			r.CPUPer1k = 1e6 * r.CPUSec / float64(inWindow.Load())
+		if err := errors.Join(err0, err1); err != nil {
+			r.CPUError = err.Error() // shown as "–", never as a figure
+		} else {
+			r.CPUSec = cpu1 - cpu0
+			r.CPUUtil = r.CPUSec / dur.Seconds()
+			if inWindow.Load() > 0 {
+				r.CPUPer1k = 1e6 * r.CPUSec / float64(inWindow.Load())
+			}
 		}
 		r.RSSKB = procRSS(pids)
 	}
@@ -413,23 +419,32 @@ func runIdle(o options) (*IdleResult, error) {
 }
 
 // procCPU is the CPU time (user+system, seconds) of the processes, from
-// /proc/PID/stat. Clock ticks are 100 Hz on Linux.
-func procCPU(pids []int) float64 {
+// /proc/PID/stat. Clock ticks are 100 Hz on Linux. A process it cannot read
+// is an error: a partial sum would be a wrong figure.
+func procCPU(pids []int) (float64, error) {
 	var ticks int64
 	for _, p := range pids {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
 		if err != nil {
-			continue
+			return 0, fmt.Errorf("CPU of PID %d: %w", p, err)
 		}
 		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if len(f) > 12 {
-			u, _ := strconv.ParseInt(f[11], 10, 64)
-			k, _ := strconv.ParseInt(f[12], 10, 64)
-			ticks += u + k
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 > len(s) {
+			return 0, fmt.Errorf("CPU of PID %d: unexpected /proc/%d/stat", p, p)
 		}
+		f := strings.Fields(s[i+2:])
+		if len(f) <= 12 {
+			return 0, fmt.Errorf("CPU of PID %d: unexpected /proc/%d/stat", p, p)
+		}
+		u, err1 := strconv.ParseInt(f[11], 10, 64)
+		k, err2 := strconv.ParseInt(f[12], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return 0, fmt.Errorf("CPU of PID %d: %w", p, err)
+		}
+		ticks += u + k
 	}
-	return float64(ticks) / 100
+	return float64(ticks) / 100, nil
 }
 
 // procRSS is the summed VmRSS of the processes, in KiB.

@@ -23,17 +23,23 @@ const (
 	haproxyGroup = "X25519"
 )
 
+// auditC is variant (c)'s audit trail: in a directory of its own, as in a
+// deployment (/var/log/svidgate), not next to the policy, whose directory
+// svidgate watches.
+func (b *bench) auditC() string { return filepath.Join(b.dir, "audit", "audit-c.jsonl") }
+
 func (b *bench) writeConfigs() error {
 	d := b.dir
 	files := map[string]string{
 		"svidgate-b.toml": b.gatewayConfig("b", portSvidB, adminSvidB, "policy-b.toml", "-"),
 		"policy-b.toml":   policyOneRule,
-		"svidgate-c.toml": b.gatewayConfig("c", portSvidC, adminSvidC, "policy-c.toml", filepath.Join(d, "audit-c.jsonl")),
+		"svidgate-c.toml": b.gatewayConfig("c", portSvidC, adminSvidC, "policy-c.toml", b.auditC()),
 		"policy-c.toml":   benchcfg.PolicyHundredRules(clientID, benchcfg.VariantC),
 		"nginx.conf":      b.nginxConfig(),
 		"haproxy.cfg":     b.haproxyConfig(),
 		"nginx/.keep":     "",
 		"logs/.keep":      "",
+		"audit/.keep":     "",
 	}
 	for name, body := range files {
 		p := filepath.Join(d, name)

@@ -234,7 +234,7 @@ func (b *bench) startVariant(v string) (target string, pids []int, stop func(), 
 		port, admin := portSvidB, adminSvidB
 		if v == "c" {
 			port, admin = portSvidC, adminSvidC
-			os.Remove(filepath.Join(b.dir, "audit-c.jsonl"))
+			os.Remove(b.auditC())
 		}
 		cmd, err := b.start("svidgate-"+v, "0", []string{"GOMAXPROCS=1"}, filepath.Join(b.bin, "svidgate"), "run",
 			"-config", filepath.Join(b.dir, "svidgate-"+v+".toml"))
@@ -247,7 +247,7 @@ func (b *bench) startVariant(v string) (target string, pids []int, stop func(), 
 		}
 		return addr(port), []int{cmd.Process.Pid}, func() {
 			b.stop(cmd)
-			os.Remove(filepath.Join(b.dir, "audit-c.jsonl"))
+			os.Remove(b.auditC())
 		}, nil
 	case "d":
 		cmd, err := b.start("nginx", "0", nil, "nginx", "-p", filepath.Join(b.dir, "nginx"), "-c",
