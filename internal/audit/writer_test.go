@@ -157,3 +157,40 @@ func BenchmarkEnqueue(b *testing.B) {
 		_ = w.Enqueue(&r)
 	}
 }
+
+// countingSink counts the writes it takes.
+type countingSink struct {
+	memSink
+	writes atomic.Int32
+}
+
+func (c *countingSink) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.memSink.Write(p)
+}
+
+// Records arriving a little apart share writes: the writer waits up to
+// maxLinger for company instead of writing each one on its own.
+func TestWriterBatchesTrickle(t *testing.T) {
+	sink := &countingSink{}
+	w := NewWriter(sink, Options{})
+	const n = 20
+	for i := range n {
+		r := sample(i)
+		if err := w.Enqueue(&r); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	waitFor(t, "every record written", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return bytes.Count(sink.buf.Bytes(), []byte("\n")) == n
+	})
+	if got := sink.writes.Load(); got > n/2 {
+		t.Errorf("%d records 200 µs apart took %d writes; want them batched (≤ %d)", n, got, n/2)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
