@@ -96,7 +96,7 @@ demo-compose-down:
 test-compose:
 	examples/compose/test.sh
 
-## bench: svidgate vs nginx and HAProxy over loopback (~20 min; BENCH_QUICK=1 for a ~3 min smoke); table in bench/out/table.md
+## bench: svidgate vs nginx and HAProxy over loopback (~45 min; BENCH_QUICK=1 for a ~3 min smoke); table in bench/out/table.md
 .PHONY: bench bench-micro
 bench:
 	bench/run.sh
