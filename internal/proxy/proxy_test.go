@@ -241,7 +241,7 @@ func testInboundHTTP(t *testing.T, h2 bool) {
 	web := f.client(t, "spiffe://example.org/web", h2)
 	batch := f.client(t, "spiffe://example.org/batch", h2)
 
-	tests := []struct {
+	type testCase struct {
 		name       string
 		client     *http.Client
 		method     string
@@ -249,7 +249,8 @@ func testInboundHTTP(t *testing.T, h2 bool) {
 		header     map[string]string
 		wantStatus int
 		wantPath   string // what the backend received; "" = nothing reached it
-	}{
+	}
+	tests := []testCase{
 		{"allowed", web, "GET", "/orders/42", nil, 200, "/orders/42"},
 		{"dot segments are removed before deciding and forwarding", web, "GET", "/admin/../orders/./7", nil, 200, "/orders/7"},
 		{"duplicate slashes are merged", web, "GET", "/orders//9", nil, 200, "/orders/9"},
@@ -265,15 +266,7 @@ func testInboundHTTP(t *testing.T, h2 bool) {
 		}, 200, "/orders/1"},
 	}
 	if !h2 { // HTTP/2 has no Connection header
-		tests = append(tests, struct {
-			name       string
-			client     *http.Client
-			method     string
-			target     string
-			header     map[string]string
-			wantStatus int
-			wantPath   string
-		}{"a Connection header cannot drop the identity header", web, "GET", "/orders/2",
+		tests = append(tests, testCase{"a Connection header cannot drop the identity header", web, "GET", "/orders/2",
 			map[string]string{"Connection": "X-Forwarded-Client-Cert"}, 200, "/orders/2"})
 	}
 	for _, tt := range tests {
