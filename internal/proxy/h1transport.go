@@ -49,6 +49,12 @@ type h1Conn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+
+	// The liveness probe, set up once per connection so that probing
+	// before each reuse allocates nothing.
+	raw      syscall.RawConn // nil: the connection has no descriptor to peek at
+	peek     func(fd uintptr) bool
+	peekIdle bool // the last peek found nothing to read and no close
 }
 
 // limitedConn lets the response header be bounded without a reader per
@@ -133,6 +139,13 @@ func (t *h1Transport) get(ctx context.Context) (c *h1Conn, reused bool, err erro
 	c = &h1Conn{t: t, conn: conn, lim: limitedConn{Conn: conn, left: unlimited}}
 	c.br = bufio.NewReaderSize(&c.lim, 4<<10)
 	c.bw = bufio.NewWriterSize(conn, 4<<10)
+	if sc, ok := conn.(syscall.Conn); ok {
+		if c.raw, err = sc.SyscallConn(); err != nil {
+			conn.Close()
+			return nil, false, err
+		}
+		c.peek = c.peekFD
+	}
 	return c, false, nil
 }
 
@@ -186,22 +199,20 @@ func (c *h1Conn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	sc, ok := c.conn.(syscall.Conn)
-	if !ok {
+	if c.raw == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = n < 0 && errors.Is(err, syscall.EAGAIN)
-		return true
-	})
-	return err == nil && ok
+	c.peekIdle = false
+	return c.raw.Read(c.peek) == nil && c.peekIdle
+}
+
+// peekFD looks for a byte or a close without consuming or blocking; done
+// in one call, it never waits for readiness.
+func (c *h1Conn) peekFD(fd uintptr) bool {
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peekIdle = n < 0 && errors.Is(err, syscall.EAGAIN)
+	return true
 }
 
 // roundTrip is one exchange on c; answered tells whether any of the

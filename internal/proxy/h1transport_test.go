@@ -186,8 +186,7 @@ func TestH1TransportRetriesOnlyIdempotent(t *testing.T) {
 	}
 	readAll(t, resp)
 	first.Store(false) // the next connection hangs up again
-	tr.CloseIdleConnections()
-	tr.closed = false
+	tr = u.transport(time.Second)
 	resp, err = get(t, tr, "GET")
 	if err != nil {
 		t.Fatal(err)
