@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -56,6 +55,10 @@ func scaled(k float64, path ...string) func(map[string]any) (float64, bool) {
 	}
 }
 
+// cpuPerReq names the proxy CPU per request of the cells at a fixed rate
+// (h1, h2, grpc, rss1k).
+const cpuPerReq = "  proxy CPU ms / 1000 req"
+
 var metrics = []metric{
 	{"HTTP/1.1 keep-alive 5k rps: p50 ms", "h1", field("p50_ms"), false, "%.3f"},
 	{"  p99 ms", "h1", field("p99_ms"), false, "%.3f"},
@@ -64,18 +67,18 @@ var metrics = []metric{
 	{"  added p99 over (a), ms", "h1", field("p99_ms"), true, "%.3f"},
 	{"  added p99.9 over (a), ms", "h1", field("p999_ms"), true, "%.3f"},
 	{"  achieved %", "h1", scaled(100, "ratio"), false, "%.1f"},
-	{"  proxy CPU ms / 1000 req", "h1", field("cpu_ms_per_1k"), false, "%.1f"},
+	{cpuPerReq, "h1", field("cpu_ms_per_1k"), false, "%.1f"},
 	{"  proxy RSS MB", "h1", scaled(1.0/1024, "rss_kb"), false, "%.1f"},
 	{"HTTP/1.1 keep-alive knee, req/s", "h1knee", field("knee"), false, "%.0f"},
 	{"  proxy CPU ms / 1000 req at knee", "h1knee", field("at", "cpu_ms_per_1k"), false, "%.1f"},
 	{"HTTP/2 1k rps: p50 ms", "h2", field("p50_ms"), false, "%.3f"},
 	{"  p99 ms", "h2", field("p99_ms"), false, "%.3f"},
 	{"  added p99 over (a), ms", "h2", field("p99_ms"), true, "%.3f"},
-	{"  proxy CPU ms / 1000 req", "h2", field("cpu_ms_per_1k"), false, "%.1f"},
+	{cpuPerReq, "h2", field("cpu_ms_per_1k"), false, "%.1f"},
 	{"gRPC unary 1k rps: p50 ms", "grpc", field("p50_ms"), false, "%.3f"},
 	{"  p99 ms", "grpc", field("p99_ms"), false, "%.3f"},
 	{"  added p99 over (a), ms", "grpc", field("p99_ms"), true, "%.3f"},
-	{"  proxy CPU ms / 1000 req", "grpc", field("cpu_ms_per_1k"), false, "%.1f"},
+	{cpuPerReq, "grpc", field("cpu_ms_per_1k"), false, "%.1f"},
 	{"New mTLS connection per request: full handshakes/s", "hs", field("knee"), false, "%.0f"},
 	{"  proxy CPU ms / 1000 conns at knee", "hs", field("at", "cpu_ms_per_1k"), false, "%.1f"},
 	{"Resumption offered: connections/s", "hsres", field("knee"), false, "%.0f"},
@@ -90,7 +93,7 @@ var metrics = []metric{
 	{"10k idle mTLS connections: KB each", "idle", field("per_conn_kb"), false, "%.1f"},
 	{"  proxy RSS MB with them", "idle", scaled(1.0/1024, "rss_after_kb"), false, "%.1f"},
 	{"1k rps over 100 connections: proxy RSS MB", "rss1k", scaled(1.0/1024, "rss_kb"), false, "%.1f"},
-	{"  proxy CPU ms / 1000 req", "rss1k", field("cpu_ms_per_1k"), false, "%.1f"},
+	{cpuPerReq, "rss1k", field("cpu_ms_per_1k"), false, "%.1f"},
 }
 
 type stat struct {
@@ -118,14 +121,20 @@ func (s stat) format(f string) string {
 	return fmt.Sprintf(f+" ("+f+"–"+f+")", s.med, s.lo, s.hi)
 }
 
-func printReport(path string, w io.Writer) error {
+// results is a results.jsonl: the run's meta line and one row per round,
+// variant and cell.
+type results struct {
+	meta map[string]any
+	rows []row
+}
+
+func readResults(path string) (results, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return results{}, err
 	}
 	defer f.Close()
-	var rows []row
-	var meta map[string]any
+	var res results
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
@@ -134,71 +143,99 @@ func printReport(path string, w io.Writer) error {
 			continue
 		}
 		if m["meta"] == true {
-			meta = m
+			res.meta = m
 			continue
 		}
 		var r row
 		_ = json.Unmarshal(sc.Bytes(), &r)
-		rows = append(rows, r)
+		res.rows = append(res.rows, r)
 	}
-	// values[metric][variant] per round
+	return res, sc.Err()
+}
+
+// stats are the medians (min–max) over rounds of every metric, keyed by the
+// metric's name and cell, then by variant.
+type stats map[string]map[string]stat
+
+func (st stats) get(name, cell, v string) (float64, bool) {
+	s, ok := st[name+cell][v]
+	return s.med, ok
+}
+
+// statsOf summarizes every metric for every variant in rows; a delta metric
+// subtracts (a)'s value of the same round.
+func statsOf(rows []row) stats {
 	type key struct {
-		variant, cell string
-		round         int
+		cell  string
+		round int
 	}
-	byKey := map[key]map[string]any{}
+	direct := map[key]map[string]any{}
+	for _, r := range rows {
+		if r.Variant == "a" {
+			direct[key{r.Cell, r.Round}] = r.Result
+		}
+	}
+	st := stats{}
+	for _, m := range metrics {
+		vals := map[string][]float64{}
+		for _, r := range rows {
+			if r.Cell != m.cell {
+				continue
+			}
+			x, ok := m.get(r.Result)
+			if ok && m.delta {
+				bx, found := m.get(direct[key{m.cell, r.Round}])
+				x, ok = x-bx, found && r.Variant != "a"
+			}
+			if ok {
+				vals[r.Variant] = append(vals[r.Variant], x)
+			}
+		}
+		st[m.name+m.cell] = map[string]stat{}
+		for v, xs := range vals {
+			if s, ok := summarize(xs); ok {
+				st[m.name+m.cell][v] = s
+			}
+		}
+	}
+	return st
+}
+
+// present is the variants among vs that have results, in the order of vs.
+func present(rows []row, vs ...string) []string {
 	seen := map[string]bool{}
 	for _, r := range rows {
-		byKey[key{r.Variant, r.Cell, r.Round}] = r.Result
 		seen[r.Variant] = true
 	}
-	var vs []string
-	for _, v := range []string{"a", "b", "c", "d", "e"} {
+	var out []string
+	for _, v := range vs {
 		if seen[v] {
-			vs = append(vs, v)
+			out = append(out, v)
 		}
 	}
-	stats := map[string]map[string]stat{}
-	for _, m := range metrics {
-		stats[m.name+m.cell] = map[string]stat{}
-		for _, v := range vs {
-			var vals []float64
-			for _, r := range rows {
-				if r.Variant != v || r.Cell != m.cell {
-					continue
-				}
-				x, ok := m.get(r.Result)
-				if !ok {
-					continue
-				}
-				if m.delta {
-					if v == "a" {
-						continue
-					}
-					base, ok := byKey[key{"a", m.cell, r.Round}]
-					if !ok {
-						continue
-					}
-					bx, ok := m.get(base)
-					if !ok {
-						continue
-					}
-					x -= bx
-				}
-				vals = append(vals, x)
-			}
-			if s, ok := summarize(vals); ok {
-				stats[m.name+m.cell][v] = s
-			}
-		}
-	}
+	return out
+}
 
-	if meta != nil {
+func printReport(path string, w io.Writer) error {
+	res, err := readResults(path)
+	if err != nil {
+		return err
+	}
+	st := statsOf(res.rows)
+	if meta := res.meta; meta != nil {
 		fmt.Fprintf(w, "Machine: %v, %v cores; kernel %v; load average at start %v\n", meta["cpu"], meta["cores"], meta["kernel"], meta["loadavg_start"])
 		fmt.Fprintf(w, "Versions: %v; %v; %v; svidgate %v. Rounds: %v%s\n\n", meta["go"], meta["nginx"], meta["haproxy"], meta["svidgate"], meta["rounds"],
 			map[bool]string{true: " (BENCH_QUICK: short windows, indicative only)", false: ""}[meta["quick"] == true])
 	}
 	fmt.Fprintf(w, "Median (min–max) over rounds. Proxy on core 0 with one worker/thread; loadgen and backend on core 1.\n\n")
+	printTable(w, st, present(res.rows, "a", "b", "c", "d", "e"))
+	printRatios(w, st)
+	printTargets(w, st)
+	return nil
+}
+
+// printTable prints every metric's median (min–max) for the variants vs.
+func printTable(w io.Writer, st stats, vs []string) {
 	fmt.Fprintf(w, "| cell |")
 	for _, v := range vs {
 		fmt.Fprintf(w, " %s |", variantNames[v])
@@ -207,7 +244,7 @@ func printReport(path string, w io.Writer) error {
 	for _, m := range metrics {
 		fmt.Fprintf(w, "| %s |", m.name)
 		for _, v := range vs {
-			if s, ok := stats[m.name+m.cell][v]; ok {
+			if s, ok := st[m.name+m.cell][v]; ok {
 				fmt.Fprintf(w, " %s |", s.format(m.fmt))
 			} else {
 				fmt.Fprintf(w, " – |")
@@ -215,27 +252,25 @@ func printReport(path string, w io.Writer) error {
 		}
 		fmt.Fprintln(w)
 	}
+}
 
-	// Ratios of medians.
-	get := func(name, cell, v string) (float64, bool) {
-		s, ok := stats[name+cell][v]
-		return s.med, ok
-	}
+// printRatios prints ratios of medians, svidgate over nginx and HAProxy.
+func printRatios(w io.Writer, st stats) {
 	fmt.Fprintf(w, "\nRatios of medians (svidgate / other):\n\n| metric | (b)/nginx | (b)/HAProxy | (c)/nginx | (c)/HAProxy |\n|---|---|---|---|---|\n")
 	for _, m := range []struct{ label, name, cell string }{
 		{"keep-alive knee (higher is better)", "HTTP/1.1 keep-alive knee, req/s", "h1knee"},
 		{"full handshakes/s (higher is better)", "New mTLS connection per request: full handshakes/s", "hs"},
-		{"proxy CPU per request at 5k rps (lower is better)", "  proxy CPU ms / 1000 req", "h1"},
-		{"HTTP/2 CPU per request (lower is better)", "  proxy CPU ms / 1000 req", "h2"},
-		{"gRPC CPU per request (lower is better)", "  proxy CPU ms / 1000 req", "grpc"},
+		{"proxy CPU per request at 5k rps (lower is better)", cpuPerReq, "h1"},
+		{"HTTP/2 CPU per request (lower is better)", cpuPerReq, "h2"},
+		{"gRPC CPU per request (lower is better)", cpuPerReq, "grpc"},
 		{"p99 at 5k rps (lower is better)", "  p99 ms", "h1"},
 		{"RSS at 1k rps (lower is better)", "1k rps over 100 connections: proxy RSS MB", "rss1k"},
 		{"KB per idle connection (lower is better)", "10k idle mTLS connections: KB each", "idle"},
 	} {
 		fmt.Fprintf(w, "| %s |", m.label)
 		for _, pair := range [][2]string{{"b", "d"}, {"b", "e"}, {"c", "d"}, {"c", "e"}} {
-			x, ok1 := get(m.name, m.cell, pair[0])
-			y, ok2 := get(m.name, m.cell, pair[1])
+			x, ok1 := st.get(m.name, m.cell, pair[0])
+			y, ok2 := st.get(m.name, m.cell, pair[1])
 			if ok1 && ok2 && y != 0 {
 				fmt.Fprintf(w, " %.2f |", x/y)
 			} else {
@@ -244,8 +279,11 @@ func printReport(path string, w io.Writer) error {
 		}
 		fmt.Fprintln(w)
 	}
+}
 
-	// Targets of issue 7.
+// printTargets checks the medians against the targets of issue 7.
+func printTargets(w io.Writer, st stats) {
+	get := st.get
 	fmt.Fprintf(w, "\nTargets (issue 7), from the medians above:\n\n")
 	verdict := func(ok bool) string {
 		if ok {
@@ -280,8 +318,8 @@ func printReport(path string, w io.Writer) error {
 		return fmt.Sprintf("%.0f vs %.0f: %.2f×", x, y, x/y), x >= 0.9*y, ok1 && ok2
 	})
 	check("(c) ≤ 1.25 × (b) proxy CPU per request at 5k rps", func() (string, bool, bool) {
-		x, ok1 := get("  proxy CPU ms / 1000 req", "h1", "c")
-		y, ok2 := get("  proxy CPU ms / 1000 req", "h1", "b")
+		x, ok1 := get(cpuPerReq, "h1", "c")
+		y, ok2 := get(cpuPerReq, "h1", "b")
 		return fmt.Sprintf("%.1f vs %.1f ms/1k: %.2f×", x, y, x/y), x <= 1.25*y, ok1 && ok2
 	})
 	for _, v := range []string{"b", "c"} {
@@ -295,6 +333,4 @@ func printReport(path string, w io.Writer) error {
 		})
 	}
 	fmt.Fprintf(w, "- policy decision with 100 rules ≤ 1 µs and 0 allocs: see `make bench-micro`\n")
-	_ = math.NaN
-	return nil
 }
