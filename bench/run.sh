@@ -2,12 +2,23 @@
 # make bench: svidgate against nginx and HAProxy on this machine, over loopback.
 # BENCH_QUICK=1 for a ~3-minute smoke run (1 round, short windows).
 # Extra flags go to bench/runner (e.g. -variants b,d -cells h1,h1knee -rounds 5).
+# SVIDGATE_BIN=<path>: measure that svidgate build instead of the working tree's.
+# BASELINE=<git rev> (or BASELINE_BIN=<path>): also run each svidgate variant with
+# that build, as twins b@base and c@base in the same rounds, and compare them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 OUT=bench/out
 BIN=$OUT/bin
 
+if [ -n "${BASELINE:-}" ] && [ -n "${BASELINE_BIN:-}" ]; then
+	echo "bench: set BASELINE (a git revision) or BASELINE_BIN (a binary), not both" >&2
+	exit 2
+fi
+if [ -n "${BASELINE:-}" ] && ! BASEREV=$(git rev-parse --short --verify --quiet "$BASELINE^{commit}"); then
+	echo "bench: BASELINE=$BASELINE is not a commit of this repository" >&2
+	exit 2
+fi
 if [ "$(nproc)" -lt 2 ]; then
 	echo "bench: needs 2 cores (proxy on core 0, load generator and backend on core 1)" >&2
 	exit 1
@@ -45,4 +56,21 @@ else
 fi
 $GO build -o "$BIN/" ./bench/loadgen ./bench/backend ./bench/fakeagent ./bench/certs ./bench/runner
 
-exec "$BIN/runner" -dir "$OUT" -bin "$BIN" "$@"
+# The baseline: svidgate of BASELINE, built from `git archive` in a temporary
+# directory (the working tree and the index are left alone), or BASELINE_BIN.
+BASEARGS=()
+if [ -n "${BASELINE:-}" ]; then
+	echo "bench: building the baseline, svidgate at $BASEREV" >&2
+	BASETMP=$(mktemp -d)
+	trap 'rm -rf "$BASETMP"' EXIT
+	git archive "$BASEREV" | tar -x -C "$BASETMP"
+	(cd "$BASETMP" && $GO build -o "$OLDPWD/$BIN/svidgate-base" ./cmd/svidgate)
+	rm -rf "$BASETMP"
+	trap - EXIT
+	BASEARGS=(-baseline "$BIN/svidgate-base" -baseline-name "$BASELINE ($BASEREV)")
+elif [ -n "${BASELINE_BIN:-}" ]; then
+	cp "$BASELINE_BIN" "$BIN/svidgate-base"
+	BASEARGS=(-baseline "$BIN/svidgate-base" -baseline-name "$BASELINE_BIN")
+fi
+
+exec "$BIN/runner" -dir "$OUT" -bin "$BIN" "${BASEARGS[@]}" "$@"

@@ -29,6 +29,7 @@ import (
 type bench struct {
 	dir, bin, certs, agentSock string
 	token                      string // variant (c)'s JWT-SVID
+	baseline, baseName         string // svidgate binary of the twins (-baseline) and what it is
 	rounds                     int
 	quick                      bool
 	variants                   []string
@@ -47,6 +48,8 @@ func main() {
 	vs := flag.String("variants", "a,b,c,d,e", "variants to run")
 	only := flag.String("cells", "", "comma-separated cells to run (default all)")
 	report := flag.String("report", "", "only print the table of an existing results.jsonl")
+	flag.StringVar(&b.baseline, "baseline", "", "svidgate `binary` to compare with: each svidgate variant (b, c) gets a twin (b@base, c@base) that runs it with the same config in the same rounds")
+	flag.StringVar(&b.baseName, "baseline-name", "", "what the -baseline binary is (e.g. its git revision), for the report")
 	flag.Parse()
 	if *report != "" {
 		if err := printReport(*report, os.Stdout); err != nil {
@@ -58,6 +61,11 @@ func main() {
 		b.rounds = 1
 	}
 	b.variants = strings.Split(*vs, ",")
+	if b.baseline != "" {
+		if err := b.addTwins(); err != nil {
+			fatal(err)
+		}
+	}
 	b.cells = cellsFor(b.quick)
 	if *only != "" {
 		keep := map[string]bool{}
@@ -76,6 +84,37 @@ func main() {
 		b.stopAll()
 		fatal(err)
 	}
+}
+
+// baseSuffix marks a twin: a svidgate variant run with the -baseline binary.
+const baseSuffix = "@base"
+
+// kind is the variant a twin stands for ("b" for "b@base").
+func kind(v string) string { return strings.TrimSuffix(v, baseSuffix) }
+
+// addTwins adds the twin of every svidgate variant selected; they are
+// shuffled with the others in every round.
+func (b *bench) addTwins() error {
+	if _, err := exec.LookPath(b.baseline); err != nil {
+		return fmt.Errorf("-baseline: %w", err)
+	}
+	var err error
+	if b.baseline, err = filepath.Abs(b.baseline); err != nil {
+		return err
+	}
+	if b.baseName == "" {
+		b.baseName = b.baseline
+	}
+	n := len(b.variants)
+	for _, v := range b.variants[:n] {
+		if v == "b" || v == "c" {
+			b.variants = append(b.variants, v+baseSuffix)
+		}
+	}
+	if len(b.variants) == n {
+		return fmt.Errorf("-baseline: no svidgate variant (b, c) among -variants %q", strings.Join(b.variants, ","))
+	}
+	return nil
 }
 
 func flagSet(name string) bool {
@@ -181,7 +220,7 @@ func (b *bench) runVariant(round int, v string) error {
 			continue
 		}
 		args := append([]string{c.cmd, "-json", "-target", target, "-label", v + "/" + c.id}, c.args...)
-		args = append(args, variantArgs(v, b.certs, b.token)...)
+		args = append(args, variantArgs(kind(v), b.certs, b.token)...)
 		if len(pids) > 0 {
 			args = append(args, "-pids", joinInts(pids))
 		}
@@ -227,28 +266,11 @@ func variantArgs(v, certs, token string) []string {
 
 func (b *bench) startVariant(v string) (target string, pids []int, stop func(), err error) {
 	logs := filepath.Join(b.dir, "logs")
-	switch v {
+	switch kind(v) {
 	case "a":
 		return addr(portBackend), b.pidOf("backend"), func() {}, nil
 	case "b", "c":
-		port, admin := portSvidB, adminSvidB
-		if v == "c" {
-			port, admin = portSvidC, adminSvidC
-			os.Remove(b.auditC())
-		}
-		cmd, err := b.start("svidgate-"+v, "0", []string{"GOMAXPROCS=1"}, filepath.Join(b.bin, "svidgate"), "run",
-			"-config", filepath.Join(b.dir, "svidgate-"+v+".toml"))
-		if err != nil {
-			return "", nil, nil, err
-		}
-		if err := waitHTTP("http://"+addr(admin)+"/readyz", 15*time.Second); err != nil {
-			b.stop(cmd)
-			return "", nil, nil, fmt.Errorf("svidgate (%s) not ready: %w; see %s", v, err, logs)
-		}
-		return addr(port), []int{cmd.Process.Pid}, func() {
-			b.stop(cmd)
-			os.Remove(b.auditC())
-		}, nil
+		return b.startSvidgate(v)
 	case "d":
 		cmd, err := b.start("nginx", "0", nil, "nginx", "-p", filepath.Join(b.dir, "nginx"), "-c",
 			filepath.Join(b.dir, "nginx.conf"), "-g", "daemon off;")
@@ -274,6 +296,36 @@ func (b *bench) startVariant(v string) (target string, pids []int, stop func(), 
 		return addr(portHAProxy), []int{cmd.Process.Pid}, func() { b.stop(cmd) }, nil
 	}
 	return "", nil, nil, fmt.Errorf("unknown variant %q", v)
+}
+
+// startSvidgate starts variant (b) or (c) or, for a twin, the baseline
+// binary with the same config.
+func (b *bench) startSvidgate(v string) (target string, pids []int, stop func(), err error) {
+	k, prog := kind(v), filepath.Join(b.bin, "svidgate")
+	if k != v {
+		if b.baseline == "" {
+			return "", nil, nil, fmt.Errorf("variant %s needs -baseline", v)
+		}
+		prog = b.baseline
+	}
+	port, admin := portSvidB, adminSvidB
+	if k == "c" {
+		port, admin = portSvidC, adminSvidC
+		os.Remove(b.auditC())
+	}
+	cmd, err := b.start("svidgate-"+v, "0", []string{"GOMAXPROCS=1"}, prog, "run",
+		"-config", filepath.Join(b.dir, "svidgate-"+k+".toml"))
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if err := waitHTTP("http://"+addr(admin)+"/readyz", 15*time.Second); err != nil {
+		b.stop(cmd)
+		return "", nil, nil, fmt.Errorf("svidgate (%s) not ready: %w; see %s/logs", v, err, b.dir)
+	}
+	return addr(port), []int{cmd.Process.Pid}, func() {
+		b.stop(cmd)
+		os.Remove(b.auditC())
+	}, nil
 }
 
 // start runs a long-lived process pinned to core, logging to logs/NAME.log.
@@ -435,6 +487,9 @@ func (b *bench) writeMeta() {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err == nil {
 			meta[k] = strings.TrimSpace(string(out))
 		}
+	}
+	if b.baseline != "" {
+		meta["baseline"] = b.baseName
 	}
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		meta["loadavg_start"] = strings.TrimSpace(string(la))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -231,6 +232,17 @@ func printReport(path string, w io.Writer) error {
 	printTable(w, st, present(res.rows, "a", "b", "c", "d", "e"))
 	printRatios(w, st)
 	printTargets(w, st)
+	var twins []string
+	for _, t := range present(res.rows, "b"+baseSuffix, "c"+baseSuffix) {
+		twins = append(twins, kind(t))
+	}
+	if len(twins) > 0 {
+		name, ok := res.meta["baseline"].(string)
+		if !ok {
+			name = "of -baseline"
+		}
+		printBaseline(w, st, name, twins)
+	}
 	return nil
 }
 
@@ -244,14 +256,58 @@ func printTable(w io.Writer, st stats, vs []string) {
 	for _, m := range metrics {
 		fmt.Fprintf(w, "| %s |", m.name)
 		for _, v := range vs {
-			if s, ok := st[m.name+m.cell][v]; ok {
-				fmt.Fprintf(w, " %s |", s.format(m.fmt))
-			} else {
-				fmt.Fprintf(w, " – |")
-			}
+			fmt.Fprintf(w, " %s |", st.text(m, v))
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// text is metric m's median (min–max) for variant v, or "–".
+func (st stats) text(m metric, v string) string {
+	if s, ok := st[m.name+m.cell][v]; ok {
+		return s.format(m.fmt)
+	}
+	return "–"
+}
+
+// printBaseline prints the svidgate variants vs next to their twins, which
+// ran the baseline binary, with the ratio of medians current / baseline, for
+// the metrics the twins measured.
+func printBaseline(w io.Writer, st stats, baseline string, vs []string) {
+	fmt.Fprintf(w, "\nAgainst the baseline (svidgate %s), same run: each twin ran the same config in the same shuffled rounds.\n", baseline)
+	fmt.Fprintf(w, "Proxy CPU per request at a fixed rate is within 5%% when current / baseline is in [0.95, 1.05].\n\n| cell |")
+	for _, v := range vs {
+		fmt.Fprintf(w, " %s | (%s) baseline | (%s) current / baseline |", variantNames[v], v, v)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", 3*len(vs)))
+	for _, m := range metrics {
+		if !slices.ContainsFunc(vs, func(v string) bool { _, ok := st.get(m.name, m.cell, v+baseSuffix); return ok }) {
+			continue
+		}
+		fmt.Fprintf(w, "| %s |", m.name)
+		for _, v := range vs {
+			fmt.Fprintf(w, " %s | %s | %s |", st.text(m, v), st.text(m, v+baseSuffix), baseRatio(st, m, v))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// baseRatio is current / baseline of metric m's medians for variant v and,
+// for proxy CPU per request at a fixed rate, whether it is within 5%.
+func baseRatio(st stats, m metric, v string) string {
+	x, ok1 := st.get(m.name, m.cell, v)
+	y, ok2 := st.get(m.name, m.cell, v+baseSuffix)
+	if !ok1 || !ok2 || m.delta || y <= 0 {
+		return "–"
+	}
+	r := x / y
+	if m.name != cpuPerReq {
+		return fmt.Sprintf("%.2f", r)
+	}
+	if math.Abs(r-1) <= 0.05 {
+		return fmt.Sprintf("%.3f, within 5%%", r)
+	}
+	return fmt.Sprintf("%.3f, NOT within 5%%", r)
 }
 
 // printRatios prints ratios of medians, svidgate over nginx and HAProxy.
