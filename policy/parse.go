@@ -174,7 +174,6 @@ type ruleCtx struct {
 	name      string // `rule "id"` or `rule #n` for messages
 	hasMethod bool
 	hasPath   bool
-	grpcPath  string
 }
 
 var ruleFields = []field{

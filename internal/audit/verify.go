@@ -46,11 +46,6 @@ type VerifyResult struct {
 	Incomplete string
 }
 
-type lineInfo struct {
-	seq uint64
-	ok  bool
-}
-
 // Verify checks the hash chain of a trail split over files. The files may
 // be given in any order: they are put in the order of the seq of their
 // first records. It returns a *VerifyError for the first line that was
