@@ -6,9 +6,22 @@ SPIRE_BIN   := $(BIN)/spire
 SPIRE_TOOLS := spire/tools
 DEMO_DIR    := .demo
 
-.PHONY: all build deps-build deps-test test lint spire demo demo-down clean demo-compose demo-compose-down demo-compose-images static test-compose
+STATICCHECK       := $(BIN)/staticcheck
+STATICCHECK_TOOLS := tools/staticcheck
 
+.PHONY: all help build deps-build deps-test test test-unit lint spire demo demo-down clean demo-compose demo-compose-down demo-compose-images static test-compose
+
+## all: the default target, the same as build
 all: build
+
+## help: this list of targets, from their `## target: text` comments (first sentence)
+help:
+	@awk 'function flush() { if (name != "") printf "  %-22s %s\n", name, substr(text, 1, index(text ". ", ". ")); name = "" } \
+		/^## [a-z][a-z0-9, -]*: / { flush(); sub(/^## /, ""); n = index($$0, ": "); \
+			name = substr($$0, 1, n - 1); text = substr($$0, n + 2); next } \
+		/^## / && name != "" { sub(/^## /, ""); text = text " " $$0; next } \
+		{ flush() } \
+		END { flush() }' $(MAKEFILE_LIST)
 
 ## build: the gateway binary, bin/svidgate
 build:
@@ -41,17 +54,30 @@ $(SPIRE_BIN)/spire-agent: $(SPIRE_TOOLS)/go.mod
 test: deps-test spire build
 	$(GO) test -race -count=1 ./...
 
+## test-unit: the unit tests alone, with -race: every package but ./integration (no SPIRE)
+test-unit: deps-test
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/integration$$')
+
 ## deps-build, deps-test: install the Debian packages the builds and tests need, if missing
 deps-build:
 	@scripts/deps.sh build
 deps-test:
 	@scripts/deps.sh test
 
-## lint: go vet and gofmt
-lint:
+## lint: go vet, gofmt, staticcheck (pinned in tools/staticcheck/go.mod) and go mod tidy -diff
+lint: $(STATICCHECK)
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); \
 	if [ -n "$$out" ]; then echo "gofmt -l reports unformatted files:"; echo "$$out"; exit 1; fi
+	$(STATICCHECK) ./...
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
+
+# staticcheck, built once from the version pinned in its tools module and
+# reused until that go.mod changes.
+$(STATICCHECK): $(STATICCHECK_TOOLS)/go.mod $(STATICCHECK_TOOLS)/go.sum
+	@mkdir -p $(BIN)
+	cd $(STATICCHECK_TOOLS) && $(GO) build -trimpath -o $(CURDIR)/$@.tmp honnef.co/go/tools/cmd/staticcheck
+	mv $@.tmp $@
 
 ## demo: SPIRE, sample services and svidgate sidecars as local processes in .demo/ (Ctrl-C stops)
 demo: spire build
@@ -61,6 +87,7 @@ demo: spire build
 demo-down:
 	examples/local/demo.sh down
 
+## clean: remove bin/svidgate and .demo/ (bin/spire and bin/staticcheck are kept)
 clean:
 	rm -rf $(BIN)/svidgate $(DEMO_DIR)
 
