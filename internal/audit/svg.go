@@ -34,29 +34,63 @@ type svgNode struct {
 // its counts; edges with denials are red. The drawing is self-contained
 // SVG, made without any external tool.
 func WriteSVG(w io.Writer, edges []Edge, title string, now time.Time) error {
+	g := newSVGGraph(edges)
+	g.rank()
+	cols := g.columns()
+	width, height, bottom := g.place(cols)
+
+	var b strings.Builder
+	g.writeHeader(&b, title, now, width, height)
+	g.writeEdges(&b, bottom)
+	g.writeNodes(&b)
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// svgGraph is the graph WriteSVG lays out: its nodes, in the order of
+// Nodes, with their edges.
+type svgGraph struct {
+	edges []Edge
+	nodes []*svgNode
+	idx   map[string]int // node name → index in nodes
+	back  []bool         // edges drawn against the flow (backEdges)
+}
+
+func newSVGGraph(edges []Edge) *svgGraph {
 	names := Nodes(edges)
-	nodes := make([]*svgNode, len(names))
-	idx := make(map[string]int, len(names))
+	g := &svgGraph{edges: edges, nodes: make([]*svgNode, len(names)), idx: make(map[string]int, len(names))}
 	for i, n := range names {
-		nodes[i] = &svgNode{name: n}
-		idx[n] = i
+		g.nodes[i] = &svgNode{name: n}
+		g.idx[n] = i
 	}
 	for _, e := range edges {
-		nodes[idx[e.From]].calls += e.Requests
-		nodes[idx[e.To]].hit += e.Requests
+		g.nodes[g.idx[e.From]].calls += e.Requests
+		g.nodes[g.idx[e.To]].hit += e.Requests
 	}
-	back := backEdges(edges, idx, len(nodes))
-	// Longest path from the callers, over the edges that are not back
-	// edges (those close a cycle and are drawn below the graph).
-	for range nodes {
+	g.back = backEdges(edges, g.idx, len(g.nodes))
+	return g
+}
+
+// from and to return the nodes at the two ends of e.
+func (g *svgGraph) from(e Edge) *svgNode { return g.nodes[g.idx[e.From]] }
+func (g *svgGraph) to(e Edge) *svgNode   { return g.nodes[g.idx[e.To]] }
+
+// rank puts each node in a column: the longest path from the callers,
+// over the edges that are not back edges (those close a cycle and are
+// drawn below the graph). Then it pulls each caller that nobody calls
+// next to the first workload it calls, so that its edges do not cross
+// the columns between.
+func (g *svgGraph) rank() {
+	for range g.nodes {
 		changed := false
-		for i, e := range edges {
-			f, t := idx[e.From], idx[e.To]
-			if f == t || back[i] {
+		for i, e := range g.edges {
+			f, t := g.idx[e.From], g.idx[e.To]
+			if f == t || g.back[i] {
 				continue
 			}
-			if nodes[t].rank < nodes[f].rank+1 {
-				nodes[t].rank = nodes[f].rank + 1
+			if g.nodes[t].rank < g.nodes[f].rank+1 {
+				g.nodes[t].rank = g.nodes[f].rank + 1
 				changed = true
 			}
 		}
@@ -64,38 +98,39 @@ func WriteSVG(w io.Writer, edges []Edge, title string, now time.Time) error {
 			break
 		}
 	}
-	// Pull each caller that nobody calls next to the first workload it
-	// calls, so that its edges do not cross the columns between.
-	called := make([]bool, len(nodes))
-	for i, e := range edges {
-		if !back[i] && e.From != e.To {
-			called[idx[e.To]] = true
+	called := make([]bool, len(g.nodes))
+	for i, e := range g.edges {
+		if !g.back[i] && e.From != e.To {
+			called[g.idx[e.To]] = true
 		}
 	}
-	for i, n := range nodes {
+	for i, n := range g.nodes {
 		if called[i] {
 			continue
 		}
 		first := -1
-		for j, e := range edges {
-			if e.From == n.name && e.To != e.From && !back[j] {
-				if r := nodes[idx[e.To]].rank - 1; first < 0 || r < first {
+		for j, e := range g.edges {
+			if e.From == n.name && e.To != e.From && !g.back[j] {
+				if r := g.to(e).rank - 1; first < 0 || r < first {
 					first = r
 				}
 			}
 		}
 		n.rank = max(n.rank, first)
 	}
+}
+
+// columns groups the nodes by rank and orders each column by the mean row
+// of its callers, twice, so edges cross less.
+func (g *svgGraph) columns() [][]*svgNode {
 	ranks := 0
-	for _, n := range nodes {
+	for _, n := range g.nodes {
 		ranks = max(ranks, n.rank+1)
 	}
 	cols := make([][]*svgNode, ranks)
-	for _, n := range nodes {
+	for _, n := range g.nodes {
 		cols[n.rank] = append(cols[n.rank], n)
 	}
-	// Order each column by the mean row of its callers, twice, so edges
-	// cross less.
 	for pass := 0; pass < 2; pass++ {
 		for c := range cols {
 			for r, n := range cols[c] {
@@ -105,9 +140,9 @@ func WriteSVG(w io.Writer, edges []Edge, title string, now time.Time) error {
 		for c := 1; c < len(cols); c++ {
 			for _, n := range cols[c] {
 				sum, k := 0.0, 0
-				for _, e := range edges {
-					if e.To == n.name && nodes[idx[e.From]].rank < c {
-						sum += float64(nodes[idx[e.From]].row)
+				for _, e := range g.edges {
+					if e.To == n.name && g.from(e).rank < c {
+						sum += float64(g.from(e).row)
 						k++
 					}
 				}
@@ -121,11 +156,18 @@ func WriteSVG(w io.Writer, edges []Edge, title string, now time.Time) error {
 			})
 		}
 	}
+	return cols
+}
+
+// place gives every node its box, each column centred vertically, and
+// returns the size of the drawing and the bottom of the columns, below
+// which edges against the flow are drawn.
+func (g *svgGraph) place(cols [][]*svgNode) (width, height, bottom float64) {
 	tallest := 0
 	for _, col := range cols {
 		tallest = max(tallest, len(col))
 	}
-	height := svgTop + float64(tallest)*(svgBoxH+svgGapY) + svgMargin
+	height = svgTop + float64(tallest)*(svgBoxH+svgGapY) + svgMargin
 	x := svgMargin
 	for _, col := range cols {
 		colW := 0.0
@@ -140,39 +182,43 @@ func WriteSVG(w io.Writer, edges []Edge, title string, now time.Time) error {
 		}
 		x += colW + svgGapX
 	}
-	width := max(x-svgGapX+svgMargin+70, 520) // room for self-loops on the right
-	bottom := height
-	hasBack := false
-	for i, e := range edges {
-		if back[i] || (e.From != e.To && nodes[idx[e.From]].rank >= nodes[idx[e.To]].rank) {
-			hasBack = true
+	width = max(x-svgGapX+svgMargin+70, 520) // room for self-loops on the right
+	bottom = height
+	for i, e := range g.edges {
+		if g.back[i] || (e.From != e.To && g.from(e).rank >= g.to(e).rank) {
+			height += 70
+			break
 		}
 	}
-	if hasBack {
-		height += 70
-	}
+	return width, height, bottom
+}
 
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="ui-monospace, Menlo, Consolas, monospace" font-size="12">`+"\n", width, height, width, height)
+// writeHeader writes the svg element, the arrow markers, the background
+// and the title with the graph's totals.
+func (g *svgGraph) writeHeader(b *strings.Builder, title string, now time.Time, width, height float64) {
+	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="ui-monospace, Menlo, Consolas, monospace" font-size="12">`+"\n", width, height, width, height)
 	b.WriteString(`<defs>` +
 		`<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#556"/></marker>` +
 		`<marker id="arrow-deny" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#c0392b"/></marker>` +
 		"</defs>\n")
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fcfcfd"/>`+"\n")
+	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="#fcfcfd"/>`+"\n")
 	var total, denied uint64
-	for _, e := range edges {
+	for _, e := range g.edges {
 		total += e.Requests
 		denied += e.Denied
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="28" font-size="16" font-weight="bold">%s</text>`+"\n", svgMargin, xmlText(title))
-	fmt.Fprintf(&b, `<text x="%.0f" y="48" fill="#555">%d workloads, %d edges, %d requests, %d denied — drawn %s</text>`+"\n",
-		svgMargin, len(nodes), len(edges), total, denied, now.UTC().Format(time.RFC3339))
-	if len(edges) == 0 {
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#888">no requests audited yet</text>`+"\n", svgMargin, svgTop+20)
+	fmt.Fprintf(b, `<text x="%.0f" y="28" font-size="16" font-weight="bold">%s</text>`+"\n", svgMargin, xmlText(title))
+	fmt.Fprintf(b, `<text x="%.0f" y="48" fill="#555">%d workloads, %d edges, %d requests, %d denied — drawn %s</text>`+"\n",
+		svgMargin, len(g.nodes), len(g.edges), total, denied, now.UTC().Format(time.RFC3339))
+	if len(g.edges) == 0 {
+		fmt.Fprintf(b, `<text x="%.0f" y="%.0f" fill="#888">no requests audited yet</text>`+"\n", svgMargin, svgTop+20)
 	}
+}
 
-	for i, e := range edges {
-		f, t := nodes[idx[e.From]], nodes[idx[e.To]]
+// writeEdges draws every edge with its label: red where it had denials,
+// dashed where it had errors, thicker the more requests it carried.
+func (g *svgGraph) writeEdges(b *strings.Builder, bottom float64) {
+	for i, e := range g.edges {
 		color, marker := "#556", "arrow"
 		if e.Denied > 0 {
 			color, marker = "#c0392b", "arrow-deny"
@@ -182,32 +228,44 @@ func WriteSVG(w io.Writer, edges []Edge, title string, now time.Time) error {
 		if e.Errors > 0 {
 			dash = ` stroke-dasharray="6 3"`
 		}
-		var d string
-		var lx, ly float64
-		switch {
-		case f == t: // a workload calling itself
-			x0, y0 := f.x+f.w-40, f.y
-			d = fmt.Sprintf("M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f", x0, y0, x0-10, y0-30, x0+40, y0-30, x0+26, y0)
-			lx, ly = x0+16, y0-26
-		case back[i] || f.rank >= t.rank: // against the flow: below the graph
-			x1, y1 := f.x+f.w/2, f.y+svgBoxH
-			x2, y2 := t.x+t.w/2, t.y+svgBoxH
-			low := bottom + 30
-			d = fmt.Sprintf("M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f", x1, y1, x1, low, x2, low, x2, y2)
-			lx, ly = (x1+x2)/2, (y1+3*low+3*low+y2)/8-4
-		default:
-			x1, y1 := f.x+f.w, f.y+svgBoxH/2
-			x2, y2 := t.x, t.y+svgBoxH/2
-			dx := (x2 - x1) / 2
-			d = fmt.Sprintf("M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f", x1, y1, x1+dx, y1, x2-dx, y2, x2, y2)
-			lx, ly = (x1+x2)/2, (y1+y2)/2-5
-		}
-		fmt.Fprintf(&b, `<g class="edge"><title>%s → %s: %s</title><path d="%s" fill="none" stroke="%s" stroke-width="%.1f"%s marker-end="url(#%s)"/>`,
+		d, lx, ly := g.edgePath(i, bottom)
+		fmt.Fprintf(b, `<g class="edge"><title>%s → %s: %s</title><path d="%s" fill="none" stroke="%s" stroke-width="%.1f"%s marker-end="url(#%s)"/>`,
 			xmlText(e.From), xmlText(e.To), xmlText(edgeLabel(e)), d, color, sw, dash, marker)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="%s" font-size="11" paint-order="stroke" stroke="#fcfcfd" stroke-width="3">%s</text></g>`+"\n",
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="%s" font-size="11" paint-order="stroke" stroke="#fcfcfd" stroke-width="3">%s</text></g>`+"\n",
 			lx, ly, color, xmlText(edgeLabel(e)))
 	}
-	for _, n := range nodes {
+}
+
+// edgePath returns the path of edge i and where its label goes: a loop
+// above the box for a workload calling itself, a curve below the graph
+// for an edge against the flow, else a curve from left to right.
+func (g *svgGraph) edgePath(i int, bottom float64) (d string, lx, ly float64) {
+	e := g.edges[i]
+	f, t := g.from(e), g.to(e)
+	switch {
+	case f == t: // a workload calling itself
+		x0, y0 := f.x+f.w-40, f.y
+		d = fmt.Sprintf("M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f", x0, y0, x0-10, y0-30, x0+40, y0-30, x0+26, y0)
+		return d, x0 + 16, y0 - 26
+	case g.back[i] || f.rank >= t.rank: // against the flow: below the graph
+		x1, y1 := f.x+f.w/2, f.y+svgBoxH
+		x2, y2 := t.x+t.w/2, t.y+svgBoxH
+		low := bottom + 30
+		d = fmt.Sprintf("M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f", x1, y1, x1, low, x2, low, x2, y2)
+		return d, (x1 + x2) / 2, (y1+3*low+3*low+y2)/8 - 4
+	default:
+		x1, y1 := f.x+f.w, f.y+svgBoxH/2
+		x2, y2 := t.x, t.y+svgBoxH/2
+		dx := (x2 - x1) / 2
+		d = fmt.Sprintf("M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f", x1, y1, x1+dx, y1, x2-dx, y2, x2, y2)
+		return d, (x1 + x2) / 2, (y1+y2)/2 - 5
+	}
+}
+
+// writeNodes draws every node as a labelled box: grey for the folded and
+// unauthenticated ones, green for a workload that only receives.
+func (g *svgGraph) writeNodes(b *strings.Builder) {
+	for _, n := range g.nodes {
 		fill := "#eaf1fb"
 		switch {
 		case n.name == Unauthenticated || n.name == OtherEdges:
@@ -215,13 +273,10 @@ func WriteSVG(w io.Writer, edges []Edge, title string, now time.Time) error {
 		case n.calls == 0:
 			fill = "#e8f6ec" // only called: a server
 		}
-		fmt.Fprintf(&b, `<g class="node"><title>%s: %d requests made, %d received</title><rect x="%.1f" y="%.1f" width="%.1f" height="%.0f" rx="6" fill="%s" stroke="#8aa"/>`,
+		fmt.Fprintf(b, `<g class="node"><title>%s: %d requests made, %d received</title><rect x="%.1f" y="%.1f" width="%.1f" height="%.0f" rx="6" fill="%s" stroke="#8aa"/>`,
 			xmlText(n.name), n.calls, n.hit, n.x, n.y, n.w, svgBoxH, fill)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text></g>`+"\n", n.x+n.w/2, n.y+svgBoxH/2+4, xmlText(n.name))
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text></g>`+"\n", n.x+n.w/2, n.y+svgBoxH/2+4, xmlText(n.name))
 	}
-	b.WriteString("</svg>\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // backEdges picks the edges to draw against the flow: edges are taken
