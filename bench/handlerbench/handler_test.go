@@ -49,7 +49,7 @@ func (discardSink) Sync() error                 { return nil }
 func (discardSink) Close() error                { return nil }
 
 type fixture struct {
-	srv    *http.Server
+	srv    *proxy.Listener
 	client *x509.Certificate
 	ca     *testpki.CA
 	cli    tls.Certificate
@@ -96,10 +96,7 @@ policy = %q
 	src.Set(server, x509bundle.NewSet(ca.Bundle()))
 	writer := audit.NewWriter(discardSink{}, audit.Options{QueueSize: 1 << 16, Log: log})
 	deps := proxy.Deps{Identity: src, Audit: writer, Metrics: telemetry.NewMetrics("bench", func() float64 { return 0 }), Log: log}
-	srv, err := proxy.NewServer(cfg.Listeners[0], holder, deps)
-	if err != nil {
-		b.Fatal(err)
-	}
+	srv := proxy.New(cfg.Listeners[0], proxy.Setup{Policy: holder}, deps)
 	cliCert := tls.Certificate{PrivateKey: client.PrivateKey, Leaf: client.Certificates[0]}
 	for _, c := range client.Certificates {
 		cliCert.Certificate = append(cliCert.Certificate, c.Raw)
@@ -130,7 +127,7 @@ func BenchmarkHandler(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			f := setup(b, c.policy)
 			defer f.close()
-			h := f.srv.Handler
+			h := f.srv.Handler()
 			state := &tls.ConnectionState{Version: tls.VersionTLS13, HandshakeComplete: true,
 				PeerCertificates: []*x509.Certificate{f.client}}
 			w := &discardWriter{h: http.Header{}}
@@ -157,7 +154,7 @@ func BenchmarkTLS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	go func() { _ = f.srv.ServeTLS(ln, "", "") }()
+	go func() { _ = f.srv.Serve(ln) }()
 	defer f.srv.Close()
 	roots := x509.NewCertPool()
 	roots.AddCert(f.ca.Cert)

@@ -7,24 +7,16 @@ import (
 
 	"github.com/svidgate/svidgate/internal/audit"
 	"github.com/svidgate/svidgate/internal/identity"
+	"github.com/svidgate/svidgate/internal/listener"
 	"github.com/svidgate/svidgate/internal/ratelimit"
-	"github.com/svidgate/svidgate/internal/reload"
 	"github.com/svidgate/svidgate/internal/telemetry"
 )
-
-// Listener is what the status page says of one listener.
-type Listener struct {
-	Name    string
-	Mode    string
-	Address string
-	Policy  *reload.Holder // nil for listeners without policy
-}
 
 // Server holds what the admin endpoints report on.
 type Server struct {
 	Identity      *identity.Source
 	RefreshMargin time.Duration
-	Listeners     []Listener
+	Listeners     []listener.Listener
 	Metrics       *telemetry.Metrics
 	Version       string
 	Started       time.Time
@@ -145,7 +137,8 @@ func (s *Server) Status(now time.Time) Status {
 			st.BlockedCallers = append(st.BlockedCallers, BlockedCaller{SPIFFEID: b.Key, Until: b.Until.UTC(), Failures: b.Failures})
 		}
 	}
-	for _, l := range s.Listeners {
+	for _, ll := range s.Listeners {
+		l := ll.Status()
 		ls := ListenerStatus{Name: l.Name, Mode: l.Mode, Address: l.Address}
 		if l.Policy != nil {
 			p, last := l.Policy.Policy(), l.Policy.Last()

@@ -29,6 +29,8 @@ type Config struct {
 
 	// File is the path the configuration was read from.
 	File string `toml:"-"`
+	// loc finds keys in File for Errorf; nil for a Config not parsed.
+	loc *tomlpos.Locator
 }
 
 // Identity says where the SPIFFE Workload API is.
@@ -161,7 +163,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, decodeError(file, loc, err, -1)
 	}
 	c := &raw.Config
-	c.File = file
+	c.File, c.loc = file, loc
 	for i, p := range raw.Listeners {
 		var l Listener
 		if err := md.PrimitiveDecode(p, &l); err != nil {
@@ -180,7 +182,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 	c.defaults()
-	if err := c.validate(loc); err != nil {
+	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -188,6 +190,34 @@ func Parse(file string, data []byte) (*Config, error) {
 
 // lastKey finds the key named in the decoder's own error text.
 var lastKey = regexp.MustCompile(`last key "([^"]+)"\): (.*)$`)
+
+// Errorf returns an error that points at the key at path in File, as
+// file:line:col: message. It points at the value of the key (inside its
+// quotes, as the decoder's own errors do) or, for an absent key, at its
+// table. path is a dotted key ("ratelimit.redis.password_file"), or one
+// made by ListenerKey.
+func (c *Config) Errorf(path, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if c.loc == nil {
+		return fmt.Errorf("%s: %s", c.File, msg)
+	}
+	p := c.loc.Inner(path)
+	return fmt.Errorf("%s:%d:%d: %s", c.File, p.Line, p.Col, msg)
+}
+
+// ListenerKey is the path of key k in the index-th [[listener]] table, for
+// Errorf; k "" is the table itself.
+func ListenerKey(index int, k string) string { return listenerPath(k, index) }
+
+// CheckEndpoint reports a missing Workload API endpoint. It is not part of
+// Load: whether $SPIFFE_ENDPOINT_SOCKET is set is a property of the process
+// that runs the gateway, not of the file (validate never needs the agent).
+func (c *Config) CheckEndpoint() error {
+	if c.Identity.Socket == "" && os.Getenv("SPIFFE_ENDPOINT_SOCKET") == "" {
+		return c.Errorf("identity", "no Workload API endpoint: set identity.socket or the SPIFFE_ENDPOINT_SOCKET environment variable")
+	}
+	return nil
+}
 
 // listenerPath is the tomlpos path of key k (with or without its
 // "listener." prefix) inside the index-th [[listener]]; k "" is the table.
@@ -296,11 +326,10 @@ func (c *Config) defaults() {
 // validate checks what spans keys. Every error names the key it concerns.
 // Errors point at the value of the key concerned (inside its quotes, as
 // the decoder's do) or, for a missing key, at the header of its table.
-func (c *Config) validate(loc *tomlpos.Locator) error {
+func (c *Config) validate() error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
-		p := loc.Inner(path)
-		errs = append(errs, fmt.Errorf("%s:%d:%d: %s", c.File, p.Line, p.Col, fmt.Sprintf(format, args...)))
+		errs = append(errs, c.Errorf(path, format, args...))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -324,9 +353,6 @@ func (c *Config) validate(loc *tomlpos.Locator) error {
 	if c.Identity.Socket != "" && !strings.HasPrefix(c.Identity.Socket, "unix://") && !strings.HasPrefix(c.Identity.Socket, "tcp://") {
 		bad("identity.socket", "identity.socket %q: expected unix:///path/to/agent.sock or tcp://host:port", c.Identity.Socket)
 	}
-	if c.Identity.Socket == "" && os.Getenv("SPIFFE_ENDPOINT_SOCKET") == "" {
-		bad("identity", "no Workload API endpoint: set identity.socket or the SPIFFE_ENDPOINT_SOCKET environment variable")
-	}
 	if c.JWT.MaxTokenBytes < 0 || c.JWT.CacheSize < 0 {
 		bad("jwt", "jwt.max_token_bytes and jwt.cache_size must be positive")
 	}
@@ -344,80 +370,92 @@ func (c *Config) validate(loc *tomlpos.Locator) error {
 	}
 	names := map[string]bool{}
 	for i, l := range c.Listeners {
-		key := func(k string) string { return listenerPath(k, i) }
-		if l.Name == "" {
-			bad(key(""), "listener %d: name is required", i+1)
-		} else if names[l.Name] {
-			bad(key("name"), "listener name %q is used twice; names must be unique", l.Name)
+		if l.Name != "" && names[l.Name] {
+			bad(listenerPath("name", i), "listener name %q is used twice; names must be unique", l.Name)
 		}
 		names[l.Name] = true
-		if l.Mode == "" {
-			bad(key(""), "listener %q: mode is required: \"inbound\", \"outbound\" or \"edge\"", l.Name)
-		}
-		if l.Upstream.Scheme == "" {
-			bad(key(""), "listener %q: upstream is required", l.Name)
-		}
-		switch l.Mode {
-		case Inbound:
-			if err := checkAddr(l.Address, false); err != nil {
-				bad(key("address"), "listener %q address: %v", l.Name, err)
-			}
-			if l.Policy == "" {
-				bad(key(""), "listener %q: an inbound listener needs a policy file (deny by default: without one nothing could pass)", l.Name)
-			}
-			if l.Upstream.Scheme == "https" {
-				bad(key("upstream"), "listener %q: an inbound listener forwards plain HTTP to the local app: use http:// or unix://, not https://", l.Name)
-			}
-			if !l.UpstreamSPIFFEID.IsZero() {
-				bad(key("upstream_spiffe_id"), "listener %q: upstream_spiffe_id belongs to outbound and edge listeners", l.Name)
-			}
-			if l.JWTAudience != "" {
-				bad(key("jwt_audience"), "listener %q: an inbound listener requires JWT-SVIDs per rule, with [rule.jwt] in its policy; jwt_audience belongs to edge and outbound listeners", l.Name)
-			}
-		case Edge:
-			if err := checkAddr(l.Address, false); err != nil {
-				bad(key("address"), "listener %q address: %v", l.Name, err)
-			}
-			if l.Policy == "" {
-				bad(key(""), "listener %q: an edge listener needs a policy file (deny by default: without one nothing could pass)", l.Name)
-			}
-			if l.JWTAudience == "" {
-				bad(key(""), "listener %q: jwt_audience is required: every request at the edge must carry a JWT-SVID for this audience", l.Name)
-			}
-			if l.Upstream.Scheme == "https" && l.UpstreamSPIFFEID.IsZero() {
-				bad(key(""), "listener %q: an https:// upstream needs upstream_spiffe_id: the SPIFFE ID the internal service must present", l.Name)
-			}
-			if l.Upstream.Scheme != "https" && !l.UpstreamSPIFFEID.IsZero() {
-				bad(key("upstream_spiffe_id"), "listener %q: upstream_spiffe_id needs an https:// upstream (mTLS)", l.Name)
-			}
-			if (l.TLSCertFile == "") != (l.TLSKeyFile == "") {
-				bad(key(""), "listener %q: tls_cert_file and tls_key_file go together", l.Name)
-			}
-			if len(l.TrustDomains) > 0 {
-				bad(key("trust_domains"), "listener %q: an edge listener asks for no client certificate; trust domains are those of the JWT bundles", l.Name)
-			}
-		case Outbound:
-			if err := checkAddr(l.Address, true); err != nil {
-				bad(key("address"), "listener %q address: %v (an outbound listener accepts plain text from the local app and must not be reachable from elsewhere)", l.Name, err)
-			}
-			if l.Upstream.Scheme != "" && l.Upstream.Scheme != "https" {
-				bad(key("upstream"), "listener %q: an outbound listener originates mTLS: upstream must be https://host:port", l.Name)
-			}
-			if l.UpstreamSPIFFEID.IsZero() {
-				bad(key(""), "listener %q: upstream_spiffe_id is required: the SPIFFE ID the upstream must present", l.Name)
-			}
-			if l.Policy != "" {
-				bad(key("policy"), "listener %q: outbound listeners take no policy; authorize on the upstream's inbound listener", l.Name)
-			}
-			if len(l.TrustDomains) > 0 {
-				bad(key("trust_domains"), "listener %q: trust_domains belongs to inbound listeners", l.Name)
-			}
-		}
-		if l.Mode != Edge && (l.TLSCertFile != "" || l.TLSKeyFile != "") {
-			bad(key("tls_cert_file"), "listener %q: tls_cert_file and tls_key_file belong to edge listeners; mesh listeners present the X509-SVID", l.Name)
-		}
+		errs = append(errs, c.validateListener(i, l)...)
 	}
 	return errors.Join(errs...)
+}
+
+// validateListener checks the index-th [[listener]]: the keys its mode
+// needs, and no key that belongs to another mode.
+func (c *Config) validateListener(i int, l Listener) []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, c.Errorf(path, format, args...))
+	}
+	key := func(k string) string { return listenerPath(k, i) }
+	if l.Name == "" {
+		bad(key(""), "listener %d: name is required", i+1)
+	}
+	if l.Mode == "" {
+		bad(key(""), "listener %q: mode is required: \"inbound\", \"outbound\" or \"edge\"", l.Name)
+	}
+	if l.Upstream.Scheme == "" {
+		bad(key(""), "listener %q: upstream is required", l.Name)
+	}
+	switch l.Mode {
+	case Inbound:
+		if err := checkAddr(l.Address, false); err != nil {
+			bad(key("address"), "listener %q address: %v", l.Name, err)
+		}
+		if l.Policy == "" {
+			bad(key(""), "listener %q: an inbound listener needs a policy file (deny by default: without one nothing could pass)", l.Name)
+		}
+		if l.Upstream.Scheme == "https" {
+			bad(key("upstream"), "listener %q: an inbound listener forwards plain HTTP to the local app: use http:// or unix://, not https://", l.Name)
+		}
+		if !l.UpstreamSPIFFEID.IsZero() {
+			bad(key("upstream_spiffe_id"), "listener %q: upstream_spiffe_id belongs to outbound and edge listeners", l.Name)
+		}
+		if l.JWTAudience != "" {
+			bad(key("jwt_audience"), "listener %q: an inbound listener requires JWT-SVIDs per rule, with [rule.jwt] in its policy; jwt_audience belongs to edge and outbound listeners", l.Name)
+		}
+	case Edge:
+		if err := checkAddr(l.Address, false); err != nil {
+			bad(key("address"), "listener %q address: %v", l.Name, err)
+		}
+		if l.Policy == "" {
+			bad(key(""), "listener %q: an edge listener needs a policy file (deny by default: without one nothing could pass)", l.Name)
+		}
+		if l.JWTAudience == "" {
+			bad(key(""), "listener %q: jwt_audience is required: every request at the edge must carry a JWT-SVID for this audience", l.Name)
+		}
+		if l.Upstream.Scheme == "https" && l.UpstreamSPIFFEID.IsZero() {
+			bad(key(""), "listener %q: an https:// upstream needs upstream_spiffe_id: the SPIFFE ID the internal service must present", l.Name)
+		}
+		if l.Upstream.Scheme != "https" && !l.UpstreamSPIFFEID.IsZero() {
+			bad(key("upstream_spiffe_id"), "listener %q: upstream_spiffe_id needs an https:// upstream (mTLS)", l.Name)
+		}
+		if (l.TLSCertFile == "") != (l.TLSKeyFile == "") {
+			bad(key(""), "listener %q: tls_cert_file and tls_key_file go together", l.Name)
+		}
+		if len(l.TrustDomains) > 0 {
+			bad(key("trust_domains"), "listener %q: an edge listener asks for no client certificate; trust domains are those of the JWT bundles", l.Name)
+		}
+	case Outbound:
+		if err := checkAddr(l.Address, true); err != nil {
+			bad(key("address"), "listener %q address: %v (an outbound listener accepts plain text from the local app and must not be reachable from elsewhere)", l.Name, err)
+		}
+		if l.Upstream.Scheme != "" && l.Upstream.Scheme != "https" {
+			bad(key("upstream"), "listener %q: an outbound listener originates mTLS: upstream must be https://host:port", l.Name)
+		}
+		if l.UpstreamSPIFFEID.IsZero() {
+			bad(key(""), "listener %q: upstream_spiffe_id is required: the SPIFFE ID the upstream must present", l.Name)
+		}
+		if l.Policy != "" {
+			bad(key("policy"), "listener %q: outbound listeners take no policy; authorize on the upstream's inbound listener", l.Name)
+		}
+		if len(l.TrustDomains) > 0 {
+			bad(key("trust_domains"), "listener %q: trust_domains belongs to inbound listeners", l.Name)
+		}
+	}
+	if l.Mode != Edge && (l.TLSCertFile != "" || l.TLSKeyFile != "") {
+		bad(key("tls_cert_file"), "listener %q: tls_cert_file and tls_key_file belong to edge listeners; mesh listeners present the X509-SVID", l.Name)
+	}
+	return errs
 }
 
 // checkAddr requires host:port with an IP or "localhost"; loopbackOnly

@@ -190,16 +190,13 @@ func startFull(t *testing.T, policyText string, edit func(*Deps), upstreamTimeou
 		UpstreamTimeout: config.Duration{Duration: upstreamTimeout}}
 	deps := Deps{Identity: src, Audit: f.writer, Metrics: telemetry.NewMetrics("test", nil), Log: slog.New(slog.DiscardHandler)}
 	edit(&deps)
-	srv, err := NewServer(lc, holder, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.handler = srv.Handler
+	srv := New(lc, Setup{Policy: holder}, deps)
+	f.handler = srv.Handler()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.ServeTLS(ln, "", "")
+	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	f.addr = ln.Addr().String()
 	return f

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/svidgate/svidgate/internal/audit"
 )
 
 // gRPC status codes svidgate answers with.
@@ -44,6 +46,28 @@ func grpcFromHTTP(status int) int {
 	default:
 		return grpcInternal
 	}
+}
+
+// refusal is how a stage ends a request: what the caller is told and what
+// the audit record says.
+type refusal struct {
+	status int    // HTTP status; mapped to a gRPC status for gRPC callers
+	result string // audit decision result: deny, limited or error
+	reason string // audit decision reason: why, for the operator
+	msg    string // the one line the caller reads
+}
+
+// deny is a refusal with result "deny".
+func deny(status int, reason, msg string) *refusal {
+	return &refusal{status: status, result: audit.ResultDeny, reason: reason, msg: msg}
+}
+
+// respond answers a refused request in the caller's protocol and notes the
+// outcome in its audit record.
+func respond(x *exchange, r *refusal) {
+	x.rec.Decision.Result = r.result
+	x.rec.Decision.Reason = r.reason
+	x.rec.Request.GRPCStatus = refuse(x.rw, x.r, r.status, r.msg)
 }
 
 // refuse answers a request svidgate will not forward. HTTP callers get the

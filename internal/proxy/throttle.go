@@ -25,8 +25,11 @@ type Limits struct {
 // throttle applies the deciding rule's [rule.rate]: limit, then quota, then
 // the in-flight cap. A dry-run spec records what would have been refused
 // and lets the request through.
-func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool {
-	lim := h.deps.Limits
+func (h *handler) throttle(x *exchange) *refusal {
+	lim, rule, spec := h.deps.Limits, x.rule, x.rate
+	if spec == nil || lim == nil {
+		return nil
+	}
 	eff := spec.For(x.caller)
 	key := bucketKey(rule, spec.Key, x.caller)
 	ctx := x.r.Context()
@@ -67,12 +70,12 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 	}
 	if tripped == "" {
 		lim.Metrics.RateLimited.WithLabelValues(h.name, rule, "allowed").Inc()
-		return true
+		return nil
 	}
 	if spec.DryRun {
 		lim.Metrics.RateLimited.WithLabelValues(h.name, rule, "would_limit").Inc()
 		x.rec.Decision.DryRun = append(x.rec.Decision.DryRun, audit.DryRun{Rule: rule, Result: "would_limit: " + tripped})
-		return true
+		return nil
 	}
 	if backendDown {
 		// Failing closed is svidgate's doing, not the caller's: 503.
@@ -80,15 +83,14 @@ func (h *handler) throttle(x *exchange, rule string, spec *policy.RateSpec) bool
 		hdr.Del("RateLimit-Policy")
 		lim.Metrics.RateLimited.WithLabelValues(h.name, rule, "backend_down").Inc()
 		hdr.Set("Retry-After", "1")
-		h.refuse(x, http.StatusServiceUnavailable, audit.ResultError, "rate-limit backend unreachable; failing closed (rule "+rule+")",
-			"service unavailable: rate limiting is unavailable")
-		return false
+		return &refusal{status: http.StatusServiceUnavailable, result: audit.ResultError,
+			reason: "rate-limit backend unreachable; failing closed (rule " + rule + ")",
+			msg:    "service unavailable: rate limiting is unavailable"}
 	}
 	lim.Metrics.RateLimited.WithLabelValues(h.name, rule, "limited").Inc()
 	hdr.Set("Retry-After", seconds(retry))
-	h.refuse(x, http.StatusTooManyRequests, audit.ResultLimited, "rate limited: "+tripped+" (rule "+rule+")",
-		"too many requests: "+tripped)
-	return false
+	return &refusal{status: http.StatusTooManyRequests, result: audit.ResultLimited,
+		reason: "rate limited: " + tripped + " (rule " + rule + ")", msg: "too many requests: " + tripped}
 }
 
 // rateHeaders sets the draft-ietf-httpapi-ratelimit-headers fields: the

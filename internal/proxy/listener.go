@@ -2,14 +2,17 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
+	"errors"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -18,14 +21,32 @@ import (
 	"github.com/svidgate/svidgate/internal/audit"
 	"github.com/svidgate/svidgate/internal/config"
 	"github.com/svidgate/svidgate/internal/identity"
+	"github.com/svidgate/svidgate/internal/listener"
 	"github.com/svidgate/svidgate/internal/reload"
 )
 
-// NewServer returns the HTTP server of one listener, ready for Serve (an
-// outbound listener) or ServeTLS with empty file names (inbound and edge:
-// the TLSConfig carries the certificate). holder is the listener's policy.
-func NewServer(lc config.Listener, holder *reload.Holder, deps Deps) (*http.Server, error) {
-	h := newHandler(lc, holder, deps)
+// Listener is an HTTP listener (inbound, outbound or edge): the request
+// pipeline of its mode behind an http.Server. It implements
+// listener.Listener.
+type Listener struct {
+	srv     *http.Server
+	handler *handler
+	tls     bool
+	addr    atomic.Pointer[string]
+}
+
+// Setup is what the gateway provisioned for one listener.
+type Setup struct {
+	// Policy is the listener's policy (inbound, edge); nil for outbound.
+	Policy *reload.Holder
+	// EdgeCertificate is an edge listener's certificate for public names
+	// (tls_cert_file); nil: it presents the gateway's X509-SVID.
+	EdgeCertificate *tls.Certificate
+}
+
+// New returns the listener lc describes, ready for Serve.
+func New(lc config.Listener, setup Setup, deps Deps) *Listener {
+	h := newHandler(lc, setup.Policy, deps)
 	handshakes := deps.Metrics.TLSHandshakes
 	hs := &handshakeAudit{listener: lc.Name, mode: string(lc.Mode), deps: deps}
 	srv := &http.Server{
@@ -64,35 +85,63 @@ func NewServer(lc config.Listener, holder *reload.Holder, deps Deps) (*http.Serv
 		srv.TLSConfig = hs.wrap(deps.Identity.ServerConfig(identity.AuthorizeMembers(tds), ok.Inc))
 	case config.Edge:
 		srv.Protocols.SetHTTP2(true)
-		cfg, err := edgeTLS(lc, deps.Identity)
-		if err != nil {
-			return nil, err
-		}
-		srv.TLSConfig = cfg
+		srv.TLSConfig = edgeTLS(setup.EdgeCertificate, deps.Identity)
 	case config.Outbound:
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
-	return srv, nil
+	return &Listener{srv: srv, handler: h, tls: srv.TLSConfig != nil}
 }
+
+// Serve serves on ln until Shutdown or Close; then it returns nil.
+func (l *Listener) Serve(ln net.Listener) error {
+	addr := ln.Addr().String()
+	l.addr.Store(&addr)
+	var err error
+	if l.tls {
+		err = l.srv.ServeTLS(ln, "", "")
+	} else {
+		err = l.srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for requests in flight until ctx
+// ends (HTTP/2 connections get GOAWAY).
+func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }
+
+// Close closes every connection at once.
+func (l *Listener) Close() error { return l.srv.Close() }
+
+// Status reports the listener for /v1/status.
+func (l *Listener) Status() listener.Status {
+	st := listener.Status{Name: l.handler.name, Mode: string(l.handler.mode), Policy: l.handler.policy}
+	if a := l.addr.Load(); a != nil {
+		st.Address = *a
+	}
+	return st
+}
+
+// Handler is the listener's request pipeline, for tests and benchmarks
+// that drive it without a socket.
+func (l *Listener) Handler() http.Handler { return l.handler }
 
 // edgeTLS is the TLS of a north-south listener: no client certificate (the
 // caller proves itself with a JWT-SVID), the configured certificate for
 // public names or else our X509-SVID. TLS 1.2 is allowed for clients outside
 // the mesh.
-func edgeTLS(lc config.Listener, src *identity.Source) (*tls.Config, error) {
+func edgeTLS(cert *tls.Certificate, src *identity.Source) *tls.Config {
 	var cfg *tls.Config
-	if lc.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(lc.TLSCertFile, lc.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("listener %q: loading tls_cert_file and tls_key_file: %w", lc.Name, err)
-		}
-		cfg = &tls.Config{Certificates: []tls.Certificate{cert}}
+	if cert != nil {
+		cfg = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	} else {
 		cfg = tlsconfig.TLSServerConfig(src)
 	}
 	cfg.MinVersion = tls.VersionTLS12
 	cfg.NextProtos = []string{"h2", "http/1.1"}
-	return cfg, nil
+	return cfg
 }
 
 // serverLog turns net/http's error log into slog lines. A failed TLS
@@ -169,3 +218,5 @@ func (a *handshakeAudit) refused(addr, reason string) {
 	}
 	_ = a.deps.Audit.Enqueue(&rec) // a failure is counted by the writer
 }
+
+var _ listener.Listener = (*Listener)(nil)
