@@ -129,17 +129,7 @@ func AppendRecord(b []byte, r *Record) []byte {
 	b = appendString(b, r.Listener)
 	b = append(b, `,"mode":`...)
 	b = appendString(b, r.Mode)
-
-	b = append(b, `,"source":{`...)
-	b = optString(b, `"spiffe_id":`, r.Source.SPIFFEID)
-	b = optString(b, `"trust_domain":`, r.Source.TrustDomain)
-	b = optString(b, `"cert_serial":`, r.Source.CertSerial)
-	b = optTime(b, `"cert_not_after":`, r.Source.CertNotAfter)
-	b = comma(b)
-	b = append(b, `"addr":`...)
-	b = appendString(b, r.Source.Addr)
-	b = append(b, '}')
-
+	b = appendSource(b, &r.Source)
 	if r.Destination != (Destination{}) {
 		b = append(b, `,"destination":{`...)
 		b = optString(b, `"spiffe_id":`, r.Destination.SPIFFEID)
@@ -151,27 +141,67 @@ func AppendRecord(b []byte, r *Record) []byte {
 		b = optString(b, `"presented_spiffe_id":`, r.TLS.PresentedSPIFFEID)
 		b = append(b, '}')
 	}
-	if j := &r.JWT; j.Sub != "" || j.Aud != nil || j.JTI != "" || !j.Exp.IsZero() || j.TokenSHA256Prefix != "" {
-		b = append(b, `,"jwt":{`...)
-		b = optString(b, `"sub":`, j.Sub)
-		if len(j.Aud) > 0 {
-			b = comma(b)
-			b = append(b, `"aud":[`...)
-			for i, a := range j.Aud {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = appendString(b, a)
-			}
-			b = append(b, ']')
-		}
-		b = optString(b, `"jti":`, j.JTI)
-		b = optTime(b, `"exp":`, j.Exp)
-		b = optString(b, `"token_sha256_prefix":`, j.TokenSHA256Prefix)
-		b = append(b, '}')
+	b = appendJWT(b, &r.JWT)
+	b = appendRequest(b, &r.Request)
+	b = appendDecision(b, &r.Decision)
+	b = appendRateLimit(b, &r.RateLimit)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = appendUpstream(b, &r.Upstream)
+	b = append(b, `,"bytes_in":`...)
+	b = strconv.AppendInt(b, r.BytesIn, 10)
+	b = append(b, `,"bytes_out":`...)
+	b = strconv.AppendInt(b, r.BytesOut, 10)
+	b = append(b, `,"duration_ms":`...)
+	b = appendFloat(b, r.DurationMS)
+	b = optString(b, `,"policy_sha256":`, r.PolicySHA256)
+	if r.DroppedBefore != 0 {
+		b = append(b, `,"dropped_before":`...)
+		b = strconv.AppendUint(b, r.DroppedBefore, 10)
 	}
+	return append(b, '}')
+}
 
-	q := &r.Request
+// The append functions below write one member of a record, with the
+// comma before it; those of omitzero members write nothing for a zero
+// value.
+
+func appendSource(b []byte, s *Source) []byte {
+	b = append(b, `,"source":{`...)
+	b = optString(b, `"spiffe_id":`, s.SPIFFEID)
+	b = optString(b, `"trust_domain":`, s.TrustDomain)
+	b = optString(b, `"cert_serial":`, s.CertSerial)
+	b = optTime(b, `"cert_not_after":`, s.CertNotAfter)
+	b = comma(b)
+	b = append(b, `"addr":`...)
+	b = appendString(b, s.Addr)
+	return append(b, '}')
+}
+
+func appendJWT(b []byte, j *JWT) []byte {
+	if j.Sub == "" && j.Aud == nil && j.JTI == "" && j.Exp.IsZero() && j.TokenSHA256Prefix == "" {
+		return b
+	}
+	b = append(b, `,"jwt":{`...)
+	b = optString(b, `"sub":`, j.Sub)
+	if len(j.Aud) > 0 {
+		b = comma(b)
+		b = append(b, `"aud":[`...)
+		for i, a := range j.Aud {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, a)
+		}
+		b = append(b, ']')
+	}
+	b = optString(b, `"jti":`, j.JTI)
+	b = optTime(b, `"exp":`, j.Exp)
+	b = optString(b, `"token_sha256_prefix":`, j.TokenSHA256Prefix)
+	return append(b, '}')
+}
+
+func appendRequest(b []byte, q *Request) []byte {
 	b = append(b, `,"request":{"method":`...)
 	b = appendString(b, q.Method)
 	b = append(b, `,"host":`...)
@@ -182,9 +212,10 @@ func AppendRecord(b []byte, r *Record) []byte {
 	b = appendString(b, q.Proto)
 	b = optString(b, `"grpc_method":`, q.GRPCMethod)
 	b = optString(b, `"grpc_status":`, q.GRPCStatus)
-	b = append(b, '}')
+	return append(b, '}')
+}
 
-	d := &r.Decision
+func appendDecision(b []byte, d *Decision) []byte {
 	b = append(b, `,"decision":{"result":`...)
 	b = appendString(b, d.Result)
 	b = optString(b, `"rule":`, d.Rule)
@@ -204,48 +235,40 @@ func AppendRecord(b []byte, r *Record) []byte {
 		}
 		b = append(b, ']')
 	}
-	b = append(b, '}')
+	return append(b, '}')
+}
 
-	if r.RateLimit != (RateLimit{}) {
-		b = append(b, `,"ratelimit":{`...)
-		b = optString(b, `"rule":`, r.RateLimit.Rule)
-		b = optString(b, `"limit":`, r.RateLimit.Limit)
+func appendRateLimit(b []byte, l *RateLimit) []byte {
+	if *l == (RateLimit{}) {
+		return b
+	}
+	b = append(b, `,"ratelimit":{`...)
+	b = optString(b, `"rule":`, l.Rule)
+	b = optString(b, `"limit":`, l.Limit)
+	b = comma(b)
+	b = append(b, `"remaining":`...)
+	b = strconv.AppendInt(b, l.Remaining, 10)
+	return append(b, '}')
+}
+
+func appendUpstream(b []byte, u *Upstream) []byte {
+	if *u == (Upstream{}) {
+		return b
+	}
+	b = append(b, `,"upstream":{`...)
+	b = optString(b, `"addr":`, u.Addr)
+	b = optString(b, `"spiffe_id":`, u.SPIFFEID)
+	if u.Status != 0 {
 		b = comma(b)
-		b = append(b, `"remaining":`...)
-		b = strconv.AppendInt(b, r.RateLimit.Remaining, 10)
-		b = append(b, '}')
+		b = append(b, `"status":`...)
+		b = strconv.AppendInt(b, int64(u.Status), 10)
 	}
-
-	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(r.Status), 10)
-	if u := &r.Upstream; *u != (Upstream{}) {
-		b = append(b, `,"upstream":{`...)
-		b = optString(b, `"addr":`, u.Addr)
-		b = optString(b, `"spiffe_id":`, u.SPIFFEID)
-		if u.Status != 0 {
-			b = comma(b)
-			b = append(b, `"status":`...)
-			b = strconv.AppendInt(b, int64(u.Status), 10)
-		}
-		if u.DurationMS != 0 {
-			b = comma(b)
-			b = append(b, `"duration_ms":`...)
-			b = appendFloat(b, u.DurationMS)
-		}
-		b = optString(b, `"error":`, u.Error)
-		b = append(b, '}')
+	if u.DurationMS != 0 {
+		b = comma(b)
+		b = append(b, `"duration_ms":`...)
+		b = appendFloat(b, u.DurationMS)
 	}
-	b = append(b, `,"bytes_in":`...)
-	b = strconv.AppendInt(b, r.BytesIn, 10)
-	b = append(b, `,"bytes_out":`...)
-	b = strconv.AppendInt(b, r.BytesOut, 10)
-	b = append(b, `,"duration_ms":`...)
-	b = appendFloat(b, r.DurationMS)
-	b = optString(b, `,"policy_sha256":`, r.PolicySHA256)
-	if r.DroppedBefore != 0 {
-		b = append(b, `,"dropped_before":`...)
-		b = strconv.AppendUint(b, r.DroppedBefore, 10)
-	}
+	b = optString(b, `"error":`, u.Error)
 	return append(b, '}')
 }
 
