@@ -64,10 +64,16 @@ const (
 	Drop FailureMode = "drop"
 )
 
+// Defaults for the zero values of Options.
+const (
+	DefaultQueueSize    = 8192
+	DefaultSyncInterval = time.Second
+)
+
 // Options configure a Writer.
 type Options struct {
-	QueueSize    int           // records buffered; default 8192
-	SyncInterval time.Duration // how often written records are synced; default 1s
+	QueueSize    int           // records buffered; default DefaultQueueSize
+	SyncInterval time.Duration // how often written records are synced; default DefaultSyncInterval
 	// OnFailure is Block (the default) or Drop.
 	OnFailure FailureMode
 	// CloseTimeout bounds how long Close keeps retrying a failing sink
@@ -115,10 +121,10 @@ type Writer struct {
 // chain continues from the records it holds.
 func NewWriter(sink Sink, opts Options) *Writer {
 	if opts.QueueSize <= 0 {
-		opts.QueueSize = 8192
+		opts.QueueSize = DefaultQueueSize
 	}
 	if opts.SyncInterval <= 0 {
-		opts.SyncInterval = time.Second
+		opts.SyncInterval = DefaultSyncInterval
 	}
 	if opts.CloseTimeout <= 0 {
 		opts.CloseTimeout = 5 * time.Second

@@ -13,6 +13,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/svidgate/svidgate/internal/audit"
+	"github.com/svidgate/svidgate/internal/jwtauth"
 	"github.com/svidgate/svidgate/internal/tomlpos"
 )
 
@@ -124,17 +126,19 @@ type Listener struct {
 	TLSKeyFile  string `toml:"tls_key_file"`
 }
 
-// Defaults applied by Load where a key is absent.
+// Defaults applied by Load where a key is absent. Where a package has a
+// default of its own for the same setting, that is the one: the config
+// names it rather than repeating its value.
 const (
 	DefaultShutdownTimeout = 15 * time.Second
 	DefaultInitialTimeout  = 30 * time.Second
 	DefaultRefreshMargin   = 5 * time.Minute
 	DefaultUpstreamTimeout = 30 * time.Second
 	DefaultAdminAddress    = "127.0.0.1:9901"
-	DefaultAuditQueueSize  = 8192
-	DefaultJWTLeeway       = 10 * time.Second
-	DefaultMaxTokenBytes   = 8 << 10
-	DefaultJWTCacheSize    = 10000
+	DefaultAuditQueueSize  = audit.DefaultQueueSize
+	DefaultJWTLeeway       = jwtauth.DefaultLeeway
+	DefaultMaxTokenBytes   = jwtauth.DefaultMaxTokenBytes
+	DefaultJWTCacheSize    = jwtauth.DefaultCacheSize
 	DefaultMaxTracked      = 100000
 )
 
@@ -260,7 +264,7 @@ func (c *Config) defaults() {
 	set(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	set(&c.Identity.InitialTimeout, DefaultInitialTimeout)
 	set(&c.Identity.RefreshMargin, DefaultRefreshMargin)
-	set(&c.Audit.SyncInterval, time.Second)
+	set(&c.Audit.SyncInterval, audit.DefaultSyncInterval)
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
