@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -462,12 +463,18 @@ func (c *Config) validateListener(i int, l Listener) []error {
 	return errs
 }
 
+// validPort is a decimal port number, 0 (any free port) to 65535.
+func validPort(p string) bool {
+	_, err := strconv.ParseUint(p, 10, 16)
+	return err == nil
+}
+
 // checkAddr requires host:port with an IP or "localhost"; loopbackOnly
 // further requires a loopback address.
 func checkAddr(addr string, loopbackOnly bool) error {
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port == "" {
-		return fmt.Errorf("%q: expected host:port such as \"127.0.0.1:8443\"", addr)
+	if err != nil || !validPort(port) {
+		return fmt.Errorf("%q: expected host:port with a port from 0 to 65535, such as \"127.0.0.1:8443\"", addr)
 	}
 	if host == "localhost" {
 		return nil

@@ -83,6 +83,10 @@ func TestParseErrors(t *testing.T) {
 		{"admin not loopback", "", "\n[admin]\naddress = \"10.0.0.1:9901\"\n", `admin address: "10.0.0.1:9901" is not a loopback address`},
 		{"no listeners", good[strings.Index(good, "[[listener]]"):], "", "gw.toml:1:1: no [[listener]] defined"},
 		{"bad log level", "", "\n[log]\nlevel = \"loud\"\n", `log level "loud": expected debug, info, warn or error`},
+		{"port out of range", `"127.0.0.1:8443"`, `"127.0.0.1:84430"`, `gw.toml:14:13: listener "in" address: "127.0.0.1:84430": expected host:port with a port from 0 to 65535`},
+		{"port not a number", `"127.0.0.1:8443"`, `"127.0.0.1:https"`, `expected host:port with a port from 0 to 65535`},
+		{"upstream port out of range", `"http://127.0.0.1:8080"`, `"http://127.0.0.1:70000"`, `gw.toml:15:13: expected http://host:port`},
+		{"upstream port 0", `"http://127.0.0.1:8080"`, `"http://127.0.0.1:0"`, `gw.toml:15:13: expected http://host:port`},
 		{"toml syntax", `name     = "in"`, `name     = "in`, `gw.toml:12:15: strings cannot contain newlines`},
 	}
 	for _, tt := range tests {

@@ -67,7 +67,7 @@ func (u *Upstream) UnmarshalText(b []byte) error {
 	}
 	switch parsed.Scheme {
 	case "http", "https":
-		if parsed.Port() == "" || parsed.Hostname() == "" || (parsed.Path != "" && parsed.Path != "/") || parsed.RawQuery != "" || parsed.User != nil {
+		if !validPort(parsed.Port()) || parsed.Port() == "0" || parsed.Hostname() == "" || (parsed.Path != "" && parsed.Path != "/") || parsed.RawQuery != "" || parsed.User != nil {
 			return fmt.Errorf("%s (host and port, nothing else), got %q", want, b)
 		}
 		u.Scheme, u.Addr = parsed.Scheme, parsed.Host
