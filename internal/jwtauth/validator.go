@@ -190,48 +190,17 @@ var allowedAlgs = map[string]jose.SignatureAlgorithm{
 // token has exactly one spelling (and one hash).
 var b64 = base64.RawURLEncoding.Strict()
 
+// verify checks a token the cache did not hold: form, header, claims,
+// key, signature and times, in that order, so that a token is refused
+// for the first rule it breaks.
 func (v *Validator) verify(token string, now time.Time) (*Claims, error) {
-	// Form: three non-empty parts of base64url characters. The character
-	// check matters: the base64 decoder skips CR and LF.
-	dots := 0
-	for i := 0; i < len(token); i++ {
-		switch c := token[i]; {
-		case c == '.':
-			dots++
-		case !charClass[c]:
-			return nil, detail(ErrMalformed, "character %q at offset %d is not base64url", c, i)
-		}
-	}
-	if dots != 2 {
-		return nil, detail(ErrMalformed, "%d parts, want 3 (compact JWS)", dots+1)
-	}
-	h64, rest, _ := strings.Cut(token, ".")
-	p64, s64, _ := strings.Cut(rest, ".")
-
-	// Header. An unsigned token ("alg":"none") has an empty signature
-	// part; the header is read first so that it is refused for its alg.
-	hdrJSON, err := b64.DecodeString(h64)
+	h64, p64, s64, err := splitCompact(token)
 	if err != nil {
-		return nil, detail(ErrMalformed, "header: %v", err)
+		return nil, err
 	}
-	var hdr map[string]any
-	if err := json.Unmarshal(hdrJSON, &hdr); err != nil || hdr == nil {
-		return nil, detail(ErrMalformed, "header is not a JSON object")
-	}
-	algName, _ := hdr["alg"].(string)
-	alg, ok := allowedAlgs[algName]
-	if !ok {
-		return nil, detail(ErrAlgNotAllowed, "alg %q", truncate(fmt.Sprint(hdr["alg"])))
-	}
-	if typ, present := hdr["typ"]; present && typ != "JWT" && typ != "JOSE" {
-		return nil, detail(ErrBadType, "typ %q", truncate(fmt.Sprint(typ)))
-	}
-	if _, present := hdr["crit"]; present {
-		return nil, detail(ErrMalformed, "crit header: no critical extension is supported")
-	}
-	kid, _ := hdr["kid"].(string)
-	if kid == "" {
-		return nil, ErrNoKeyID
+	hdr, err := parseHeader(h64)
+	if err != nil {
+		return nil, err
 	}
 	if p64 == "" || s64 == "" {
 		return nil, detail(ErrMalformed, "empty claims or signature part")
@@ -239,94 +208,194 @@ func (v *Validator) verify(token string, now time.Time) (*Claims, error) {
 	if _, err := b64.DecodeString(s64); err != nil {
 		return nil, detail(ErrMalformed, "signature: %v", err)
 	}
-
 	// Claims, before the signature is checked: sub names the bundle.
 	payload, err := b64.DecodeString(p64)
 	if err != nil {
 		return nil, detail(ErrMalformed, "claims: %v", err)
 	}
+	c, td, nbf, err := parseClaims(payload)
+	if err != nil {
+		return nil, err
+	}
+	key, err := v.key(td, hdr)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSignature(token, hdr.alg, key, payload); err != nil {
+		return nil, err
+	}
+	if err := v.checkTimes(c, nbf, now); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// splitCompact checks the form of a compact JWS, three parts of base64url
+// characters, and returns the parts. The character check matters: the
+// base64 decoder skips CR and LF.
+func splitCompact(token string) (h64, p64, s64 string, err error) {
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c == '.':
+			dots++
+		case !charClass[c]:
+			return "", "", "", detail(ErrMalformed, "character %q at offset %d is not base64url", c, i)
+		}
+	}
+	if dots != 2 {
+		return "", "", "", detail(ErrMalformed, "%d parts, want 3 (compact JWS)", dots+1)
+	}
+	h64, rest, _ := strings.Cut(token, ".")
+	p64, s64, _ = strings.Cut(rest, ".")
+	return h64, p64, s64, nil
+}
+
+// jwsHeader is what verify takes from a token's header.
+type jwsHeader struct {
+	alg     jose.SignatureAlgorithm
+	algName string
+	kid     string
+}
+
+// parseHeader reads the header: an allowed alg, typ JWT or JOSE if
+// present, no crit, a kid. An unsigned token ("alg":"none") has an empty
+// signature part; the header is read first so that it is refused for its
+// alg.
+func parseHeader(h64 string) (jwsHeader, error) {
+	hdrJSON, err := b64.DecodeString(h64)
+	if err != nil {
+		return jwsHeader{}, detail(ErrMalformed, "header: %v", err)
+	}
+	var hdr map[string]any
+	if err := json.Unmarshal(hdrJSON, &hdr); err != nil || hdr == nil {
+		return jwsHeader{}, detail(ErrMalformed, "header is not a JSON object")
+	}
+	algName, _ := hdr["alg"].(string)
+	alg, ok := allowedAlgs[algName]
+	if !ok {
+		return jwsHeader{}, detail(ErrAlgNotAllowed, "alg %q", truncate(fmt.Sprint(hdr["alg"])))
+	}
+	if typ, present := hdr["typ"]; present && typ != "JWT" && typ != "JOSE" {
+		return jwsHeader{}, detail(ErrBadType, "typ %q", truncate(fmt.Sprint(typ)))
+	}
+	if _, present := hdr["crit"]; present {
+		return jwsHeader{}, detail(ErrMalformed, "crit header: no critical extension is supported")
+	}
+	kid, _ := hdr["kid"].(string)
+	if kid == "" {
+		return jwsHeader{}, ErrNoKeyID
+	}
+	return jwsHeader{alg: alg, algName: algName, kid: kid}, nil
+}
+
+// parseClaims reads the claims: a workload's SPIFFE ID as sub, aud, exp,
+// and nbf, iat and jti when present. It returns the trust domain of sub,
+// whose bundle holds the key, and nbf, which Claims does not keep.
+func parseClaims(payload []byte) (*Claims, spiffeid.TrustDomain, time.Time, error) {
+	var none spiffeid.TrustDomain
 	var raw map[string]any
 	if err := json.Unmarshal(payload, &raw); err != nil || raw == nil {
-		return nil, detail(ErrMalformed, "claims are not a JSON object")
+		return nil, none, time.Time{}, detail(ErrMalformed, "claims are not a JSON object")
 	}
 	c := &Claims{Raw: raw}
 	sub, ok := raw["sub"].(string)
 	if !ok {
-		return nil, detail(ErrBadSubject, "sub is missing or not a string")
+		return nil, none, time.Time{}, detail(ErrBadSubject, "sub is missing or not a string")
 	}
 	id, err := spiffeid.FromString(sub)
 	if err != nil {
-		return nil, detail(ErrBadSubject, "sub %q: %v", truncate(sub), err)
+		return nil, none, time.Time{}, detail(ErrBadSubject, "sub %q: %v", truncate(sub), err)
 	}
 	if id.Path() == "" {
-		return nil, detail(ErrBadSubject, "sub %q has no path: it names a trust domain, not a workload", truncate(sub))
+		return nil, none, time.Time{}, detail(ErrBadSubject, "sub %q has no path: it names a trust domain, not a workload", truncate(sub))
 	}
 	c.Subject = id.String()
 	if c.Audience, err = audience(raw["aud"]); err != nil {
-		return nil, err
+		return nil, none, time.Time{}, err
 	}
+	nbf, err := claimTimes(c, raw)
+	if err != nil {
+		return nil, none, time.Time{}, err
+	}
+	if jti, present := raw["jti"]; present {
+		if c.ID, ok = jti.(string); !ok {
+			return nil, none, time.Time{}, detail(ErrMalformed, "jti is not a string")
+		}
+	}
+	return c, id.TrustDomain(), nbf, nil
+}
+
+// claimTimes reads exp (required), nbf and iat into c, and returns nbf.
+func claimTimes(c *Claims, raw map[string]any) (nbf time.Time, err error) {
 	expV, present := raw["exp"]
 	if !present {
-		return nil, ErrNoExpiry
+		return nbf, ErrNoExpiry
 	}
+	var ok bool
 	if c.Expiry, ok = numericDate(expV); !ok {
-		return nil, detail(ErrMalformed, "exp is not a NumericDate")
+		return nbf, detail(ErrMalformed, "exp is not a NumericDate")
 	}
-	var nbf time.Time
 	if nbfV, present := raw["nbf"]; present {
 		if nbf, ok = numericDate(nbfV); !ok {
-			return nil, detail(ErrMalformed, "nbf is not a NumericDate")
+			return nbf, detail(ErrMalformed, "nbf is not a NumericDate")
 		}
 	}
 	if iatV, present := raw["iat"]; present {
 		if c.IssuedAt, ok = numericDate(iatV); !ok {
-			return nil, detail(ErrMalformed, "iat is not a NumericDate")
+			return nbf, detail(ErrMalformed, "iat is not a NumericDate")
 		}
 	}
-	if jti, present := raw["jti"]; present {
-		if c.ID, ok = jti.(string); !ok {
-			return nil, detail(ErrMalformed, "jti is not a string")
-		}
-	}
+	return nbf, nil
+}
 
-	// Key: kid in the bundle of the subject's trust domain, of the type
-	// alg implies.
-	bundle, err := v.bundles.GetJWTBundleForTrustDomain(id.TrustDomain())
+// key finds the header's kid in the bundle of trust domain td, and checks
+// that it is of the type the alg implies.
+func (v *Validator) key(td spiffeid.TrustDomain, hdr jwsHeader) (crypto.PublicKey, error) {
+	bundle, err := v.bundles.GetJWTBundleForTrustDomain(td)
 	if err != nil || bundle == nil {
-		return nil, detail(ErrNoBundle, "trust domain %q", id.TrustDomain().Name())
+		return nil, detail(ErrNoBundle, "trust domain %q", td.Name())
 	}
-	key, ok := bundle.FindJWTAuthority(kid)
+	key, ok := bundle.FindJWTAuthority(hdr.kid)
 	if !ok {
-		return nil, detail(ErrUnknownKeyID, "kid %q, trust domain %q", truncate(kid), id.TrustDomain().Name())
+		return nil, detail(ErrUnknownKeyID, "kid %q, trust domain %q", truncate(hdr.kid), td.Name())
 	}
-	if !keyFits(algName, key) {
-		return nil, detail(ErrKeyMismatch, "alg %s, key %q is %s", algName, truncate(kid), keyType(key))
+	if !keyFits(hdr.algName, key) {
+		return nil, detail(ErrKeyMismatch, "alg %s, key %q is %s", hdr.algName, truncate(hdr.kid), keyType(key))
 	}
+	return key, nil
+}
 
-	// Signature, by go-jose, held to the one algorithm already checked.
+// checkSignature verifies the token's signature with key, by go-jose,
+// held to the one algorithm already checked, over the payload already
+// read.
+func checkSignature(token string, alg jose.SignatureAlgorithm, key crypto.PublicKey, payload []byte) error {
 	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{alg})
 	if err != nil {
-		return nil, detail(ErrMalformed, "%v", err)
+		return detail(ErrMalformed, "%v", err)
 	}
 	verified, err := jws.Verify(key)
 	if err != nil {
-		return nil, ErrBadSignature
+		return ErrBadSignature
 	}
 	if !bytes.Equal(verified, payload) {
-		return nil, detail(ErrMalformed, "verified payload differs from the decoded one")
+		return detail(ErrMalformed, "verified payload differs from the decoded one")
 	}
+	return nil
+}
 
-	// Times.
+// checkTimes holds exp, nbf and iat to now, with the leeway.
+func (v *Validator) checkTimes(c *Claims, nbf, now time.Time) error {
 	if !now.Before(c.Expiry.Add(v.leeway)) {
-		return nil, detail(ErrExpired, "exp %s", c.Expiry.UTC().Format(time.RFC3339))
+		return detail(ErrExpired, "exp %s", c.Expiry.UTC().Format(time.RFC3339))
 	}
 	if !nbf.IsZero() && nbf.After(now.Add(v.leeway)) {
-		return nil, detail(ErrNotYetValid, "nbf %s", nbf.UTC().Format(time.RFC3339))
+		return detail(ErrNotYetValid, "nbf %s", nbf.UTC().Format(time.RFC3339))
 	}
 	if !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(v.leeway)) {
-		return nil, detail(ErrIssuedInFuture, "iat %s", c.IssuedAt.UTC().Format(time.RFC3339))
+		return detail(ErrIssuedInFuture, "iat %s", c.IssuedAt.UTC().Format(time.RFC3339))
 	}
-	return c, nil
+	return nil
 }
 
 // audience reads aud: one string or an array of strings, none empty.
