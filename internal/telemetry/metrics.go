@@ -48,92 +48,55 @@ func NewMetrics(version string, queueDepth func() float64) *Metrics {
 	}
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "requests_total",
-			Help: "Requests handled, by listener and HTTP status class (2xx, 4xx, ...).",
-		}, []string{"listener", "code"}),
+		Requests: counterVec("requests_total",
+			"Requests handled, by listener and HTTP status class (2xx, 4xx, ...).", "listener", "code"),
 		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "request_duration_seconds",
 			Help:    "Time from request headers received to response completed.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"listener"}),
-		AuthzDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "authz_decisions_total",
-			Help: "Authorization decisions, by listener, deciding rule (\"\" for the default deny) and result.",
-		}, []string{"listener", "rule", "decision"}),
-		TLSHandshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "tls_handshakes_total",
-			Help: "Inbound TLS handshakes, by listener and result (ok, error).",
-		}, []string{"listener", "result"}),
-		UpstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "upstream_errors_total",
-			Help: "Requests that failed on the way to the upstream, by listener and reason (timeout, unavailable).",
-		}, []string{"listener", "reason"}),
-		SVIDExpiration: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "svid_expiration_timestamp_seconds",
-			Help: "Unix time at which the current X509-SVID expires.",
-		}),
-		WorkloadUpdates: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "workload_api_updates_total",
-			Help: "X509 context updates received from the SPIFFE Workload API.",
-		}),
-		PolicyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "policy_reloads_total",
-			Help: "Policy loads, by listener and result (ok, error). An error keeps the last good policy.",
-		}, []string{"listener", "result"}),
-		PolicyRules: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "policy_rules",
-			Help: "Rules in the policy enforcing on each listener.",
-		}, []string{"listener"}),
-		AuditRecords: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "audit_records_total",
-			Help: "Audit records written to the sink.",
-		}),
-		AuditDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "audit_dropped_total",
-			Help: "Audit records that could not be queued or written and were dropped.",
-		}),
-		AuditWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "audit_write_errors_total",
-			Help: "Failed writes or syncs of the audit sink.",
-		}),
+		AuthzDecisions: counterVec("authz_decisions_total",
+			"Authorization decisions, by listener, deciding rule (\"\" for the default deny) and result.", "listener", "rule", "decision"),
+		TLSHandshakes: counterVec("tls_handshakes_total",
+			"Inbound TLS handshakes, by listener and result (ok, error).", "listener", "result"),
+		UpstreamErrors: counterVec("upstream_errors_total",
+			"Requests that failed on the way to the upstream, by listener and reason (timeout, unavailable).", "listener", "reason"),
+		SVIDExpiration: gauge("svid_expiration_timestamp_seconds",
+			"Unix time at which the current X509-SVID expires."),
+		WorkloadUpdates: counter("workload_api_updates_total",
+			"X509 context updates received from the SPIFFE Workload API."),
+		PolicyReloads: counterVec("policy_reloads_total",
+			"Policy loads, by listener and result (ok, error). An error keeps the last good policy.", "listener", "result"),
+		PolicyRules: gaugeVec("policy_rules",
+			"Rules in the policy enforcing on each listener.", "listener"),
+		AuditRecords: counter("audit_records_total",
+			"Audit records written to the sink."),
+		AuditDropped: counter("audit_dropped_total",
+			"Audit records that could not be queued or written and were dropped."),
+		AuditWriteErrors: counter("audit_write_errors_total",
+			"Failed writes or syncs of the audit sink."),
 		AuditQueueDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "audit_queue_depth",
 			Help: "Audit records waiting to be written.",
 		}, queueDepth),
-		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "build_info",
-			Help: "Always 1; labels carry the svidgate and Go versions.",
-		}, []string{"version", "goversion"}),
+		BuildInfo: gaugeVec("build_info",
+			"Always 1; labels carry the svidgate and Go versions.", "version", "goversion"),
+
+		RateLimited: counterVec("ratelimit_decisions_total",
+			"Rate-limit decisions, by listener, rule and result (allowed, limited, would_limit for dry-run limits).", "listener", "rule", "result"),
+		RateLimitErrors: counter("ratelimit_backend_errors_total",
+			"Rate-limit backend (Redis) errors; each applied the configured failure mode."),
+		CallersTracked: gaugeVec("ratelimit_tracked_keys",
+			"Keys held in the local rate-limit tables, by table (buckets, in_flight, abuse).", "table"),
+		CallersBlocked: gauge("abuse_blocked_callers",
+			"Callers blocked now after repeated denials."),
+		JWTValidations: counterVec("jwt_validations_total",
+			"JWT-SVID validations, by result (ok, or the reason for rejection).", "result"),
+		JWTCache: counterVec("jwt_cache_lookups_total",
+			"Validated-token cache lookups, by result (hit, miss).", "result"),
+		JWTBundleUpdates: counter("jwt_bundle_updates_total",
+			"JWT bundle updates from the Workload API; each flushes the token cache."),
 	}
-	m.RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "ratelimit_decisions_total",
-		Help: "Rate-limit decisions, by listener, rule and result (allowed, limited, would_limit for dry-run limits).",
-	}, []string{"listener", "rule", "result"})
-	m.RateLimitErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: namespace, Name: "ratelimit_backend_errors_total",
-		Help: "Rate-limit backend (Redis) errors; each applied the configured failure mode.",
-	})
-	m.CallersTracked = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "ratelimit_tracked_keys",
-		Help: "Keys held in the local rate-limit tables, by table (buckets, in_flight, abuse).",
-	}, []string{"table"})
-	m.CallersBlocked = prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "abuse_blocked_callers",
-		Help: "Callers blocked now after repeated denials.",
-	})
-	m.JWTValidations = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "jwt_validations_total",
-		Help: "JWT-SVID validations, by result (ok, or the reason for rejection).",
-	}, []string{"result"})
-	m.JWTCache = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "jwt_cache_lookups_total",
-		Help: "Validated-token cache lookups, by result (hit, miss).",
-	}, []string{"result"})
-	m.JWTBundleUpdates = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: namespace, Name: "jwt_bundle_updates_total",
-		Help: "JWT bundle updates from the Workload API; each flushes the token cache.",
-	})
 	m.Registry.MustRegister(
 		m.RateLimited, m.RateLimitErrors, m.CallersTracked, m.CallersBlocked,
 		m.JWTValidations, m.JWTCache, m.JWTBundleUpdates,
@@ -149,6 +112,25 @@ func NewMetrics(version string, queueDepth func() float64) *Metrics {
 	}
 	m.BuildInfo.WithLabelValues(version, goVersion).Set(1)
 	return m
+}
+
+// counter, counterVec, gauge and gaugeVec make a metric named
+// svidgate_<name>.
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
 }
 
 // Handler serves the registry in the Prometheus exposition format.
