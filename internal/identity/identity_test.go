@@ -187,3 +187,35 @@ func TestReady(t *testing.T) {
 		t.Errorf("after expiry: ready=%v %q", ok, why)
 	}
 }
+
+// Past our SVID's NotAfter no handshake completes with it, as server or as
+// client; a fresh SVID serves again with the same configs.
+func TestExpiredOwnSVIDFailsClosed(t *testing.T) {
+	ca := testpki.NewCA(t, "example.org")
+	server := newSource(t, ca, "spiffe://example.org/gw")
+	client := newSource(t, ca, "spiffe://example.org/web")
+	gw := spiffeid.RequireFromString("spiffe://example.org/gw")
+	srvCfg := server.ServerConfig(AuthorizeMembers([]spiffeid.TrustDomain{ca.TD}), nil)
+	cliCfg := client.ClientConfig(gw)
+	bundles := x509bundle.NewSet(ca.Bundle())
+
+	for _, side := range []*Source{server, client} {
+		side.Set(ca.Issue(t, side.ID().String(), -time.Second), bundles)
+		if !side.Expired(time.Now()) {
+			t.Fatalf("%s: Expired = false for an SVID past NotAfter", side.ID())
+		}
+		if _, err := side.GetX509SVID(); err == nil || !strings.Contains(err.Error(), "expired") {
+			t.Fatalf("%s: GetX509SVID of an expired SVID: %v", side.ID(), err)
+		}
+		if cerr, serr := handshake(t, srvCfg, cliCfg); cerr == nil && serr == nil {
+			t.Fatalf("a handshake completed while %s held an expired SVID", side.ID())
+		}
+		side.Set(ca.Issue(t, side.ID().String(), time.Hour), bundles)
+		if side.Expired(time.Now()) {
+			t.Fatalf("%s: Expired = true for a fresh SVID", side.ID())
+		}
+		if cerr, serr := handshake(t, srvCfg, cliCfg); cerr != nil || serr != nil {
+			t.Fatalf("after a fresh SVID for %s: client %v, server %v", side.ID(), cerr, serr)
+		}
+	}
+}

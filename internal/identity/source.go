@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
@@ -23,6 +25,9 @@ type Source struct {
 	svid    *x509svid.SVID
 	bundles *x509bundle.Set
 	updated time.Time
+	// notAfter is the current SVID's, in Unix nanoseconds, readable per
+	// request without the lock.
+	notAfter atomic.Int64
 
 	// OnUpdate, when set before the first update, is called after each one.
 	OnUpdate func(Snapshot)
@@ -45,20 +50,37 @@ type Snapshot struct {
 func (s *Source) Set(svid *x509svid.SVID, bundles *x509bundle.Set) {
 	s.mu.Lock()
 	s.svid, s.bundles, s.updated = svid, bundles, time.Now()
+	if svid != nil && len(svid.Certificates) > 0 {
+		s.notAfter.Store(svid.Certificates[0].NotAfter.UnixNano())
+	}
 	s.mu.Unlock()
 	if s.OnUpdate != nil {
 		s.OnUpdate(s.Snapshot())
 	}
 }
 
-// GetX509SVID returns the current SVID.
+// GetX509SVID returns the current SVID. Past its NotAfter it returns an
+// error instead, so that no handshake, as server or as client, completes
+// with an expired SVID of ours while no fresh one has arrived: svidgate
+// fails closed and serves again as soon as the Workload API delivers one.
 func (s *Source) GetX509SVID() (*x509svid.SVID, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.svid == nil {
 		return nil, errors.New("identity: no X509-SVID received from the Workload API yet")
 	}
+	if na := s.svid.Certificates[0].NotAfter; time.Now().After(na) {
+		return nil, fmt.Errorf("identity: our X509-SVID expired at %s and no fresh one has arrived (is the SPIRE agent running, and does our registration entry still exist?)", na.UTC().Format(time.RFC3339))
+	}
 	return s.svid, nil
+}
+
+// Expired reports whether our SVID is past its NotAfter at now (false
+// before the first SVID: nothing is served then anyway). Cheap enough for
+// every request.
+func (s *Source) Expired(now time.Time) bool {
+	na := s.notAfter.Load()
+	return na != 0 && now.UnixNano() > na
 }
 
 // GetX509BundleForTrustDomain returns the bundle of td, if the Workload API

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -119,5 +120,54 @@ func TestRefusedHandshakeIsAudited(t *testing.T) {
 	if r.TLS.PresentedSPIFFEID != "spiffe://example.org/evil" || r.Decision.Result != "deny" ||
 		!strings.Contains(r.TLS.Reason, "unknown authority") || r.Source.Addr == "" {
 		t.Errorf("record %+v", r)
+	}
+}
+
+// While our own SVID is expired, a connection opened before expiry is
+// answered 503 and closed (HTTP/1.1 and HTTP/2), and the request never
+// reaches the backend; a fresh SVID serves again on a new connection.
+func TestOwnExpiredSVIDClosesLiveConnections(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		f := start(t)
+		c := f.client(t, "spiffe://example.org/web", h2)
+		newConns := 0
+		get := func() int {
+			trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+				if !i.Reused {
+					newConns++
+				}
+			}}
+			req, _ := http.NewRequest("GET", "https://"+f.addr+"/orders/1", nil)
+			resp, err := c.Do(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+			if err != nil {
+				t.Fatalf("h2=%v: %v", h2, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body) // so that the connection is reused
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if s := get(); s != 200 {
+			t.Fatalf("h2=%v: status %d before expiry", h2, s)
+		}
+		<-f.seen
+		bundles := x509bundle.NewSet(f.ca.Bundle())
+		f.src.Set(f.ca.Issue(t, f.gateway.String(), -time.Second), bundles)
+		if s := get(); s != http.StatusServiceUnavailable {
+			t.Fatalf("h2=%v: status %d on a live connection after our SVID expired, want 503", h2, s)
+		}
+		select {
+		case <-f.seen:
+			t.Fatalf("h2=%v: a request reached the backend while our SVID was expired", h2)
+		default:
+		}
+		time.Sleep(50 * time.Millisecond) // let GOAWAY arrive
+		f.src.Set(f.ca.Issue(t, f.gateway.String(), time.Hour), bundles)
+		if s := get(); s != 200 {
+			t.Fatalf("h2=%v: status %d after a fresh SVID", h2, s)
+		}
+		<-f.seen
+		if newConns != 2 {
+			t.Errorf("h2=%v: %d connections for 3 requests, want 2 (the one served after expiry must be closed)", h2, newConns)
+		}
 	}
 }

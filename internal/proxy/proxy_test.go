@@ -113,6 +113,7 @@ type fixture struct {
 	seen    chan *http.Request // requests that reached the HTTP backend
 	handler http.Handler
 	gateway spiffeid.ID
+	src     *identity.Source // the gateway's own identity
 }
 
 // start runs an inbound listener in front of an HTTP backend (for /orders)
@@ -180,6 +181,7 @@ func startFull(t *testing.T, policyText string, edit func(*Deps), upstreamTimeou
 	}
 	src := &identity.Source{}
 	src.Set(f.ca.Issue(t, f.gateway.String(), time.Hour), x509bundle.NewSet(f.ca.Bundle()))
+	f.src = src
 	f.sink = &memSink{}
 	f.writer = audit.NewWriter(f.sink, audit.Options{})
 	var up config.Upstream

@@ -16,6 +16,7 @@ type stage struct {
 // Every stage, by the name docs/ARCHITECTURE.md uses for it. Each lives in
 // the file of the same name.
 var (
+	ownIdentity       = stage{"identity", (*handler).ownIdentity}
 	sanitize          = stage{"sanitize", (*handler).sanitize}
 	authenticatePeer  = stage{"authenticate", (*handler).authenticatePeer}
 	authenticateToken = stage{"authenticate", (*handler).authenticateToken}
@@ -33,9 +34,9 @@ var (
 // finisher (finish) runs after the last stage that ran, whatever its
 // outcome. Adding a stage is one file and one entry here.
 var pipelines = map[config.Mode][]stage{
-	config.Inbound:  {sanitize, authenticatePeer, block, decide, ruleJWT, throttle, admit, forward},
-	config.Edge:     {sanitize, authenticateToken, block, decide, ruleJWT, throttle, admit, forward},
-	config.Outbound: {sanitize, decideOutbound, admit, egress, forward},
+	config.Inbound:  {ownIdentity, sanitize, authenticatePeer, block, decide, ruleJWT, throttle, admit, forward},
+	config.Edge:     {ownIdentity, sanitize, authenticateToken, block, decide, ruleJWT, throttle, admit, forward},
+	config.Outbound: {ownIdentity, sanitize, decideOutbound, admit, egress, forward},
 }
 
 // Stages lists the stage names of mode's pipeline, in order (for docs,
