@@ -117,6 +117,9 @@ func TestRefusedHandshakeIsAudited(t *testing.T) {
 		t.Fatalf("%d records, want 1: %+v", len(recs), recs)
 	}
 	r := recs[0]
+	if r.Source.SPIFFEID != "" {
+		t.Errorf("source.spiffe_id %q: it names the verified caller only; an unverified ID belongs in tls.presented_spiffe_id", r.Source.SPIFFEID)
+	}
 	if r.TLS.PresentedSPIFFEID != "spiffe://example.org/evil" || r.Decision.Result != "deny" ||
 		!strings.Contains(r.TLS.Reason, "unknown authority") || r.Source.Addr == "" {
 		t.Errorf("record %+v", r)

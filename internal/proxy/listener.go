@@ -211,7 +211,7 @@ func (a *handshakeAudit) refused(addr, reason string) {
 	}
 	rec := audit.Record{
 		Time: time.Now().UTC(), ID: a.deps.Audit.NextID(), Listener: a.listener, Mode: a.mode,
-		Source:      audit.Source{Addr: addr, SPIFFEID: presented},
+		Source:      audit.Source{Addr: addr}, // never the presented ID: source.spiffe_id is the verified caller
 		Destination: audit.Destination{SPIFFEID: a.deps.Identity.ID().String()},
 		TLS:         audit.TLS{Reason: reason, PresentedSPIFFEID: presented},
 		Decision:    audit.Decision{Result: audit.ResultDeny, Reason: "TLS handshake refused: " + reason},
