@@ -43,11 +43,14 @@ func (h *handler) throttle(x *exchange) *refusal {
 		if !spec.DryRun {
 			rateHeaders(hdr, rule, eff.Limit, res)
 		}
+		backendDown = res.Failed
 		if !res.Allowed {
-			tripped, retry, backendDown = "limit "+eff.Limit.String(), res.RetryAfter, res.Failed
+			tripped, retry = "limit "+eff.Limit.String(), res.RetryAfter
 		}
 	}
-	if tripped == "" && !eff.Quota.IsZero() {
+	// A backend that just failed is not asked again for the quota: a Redis
+	// that stopped answering costs one timeout per request, not two.
+	if tripped == "" && !eff.Quota.IsZero() && !backendDown {
 		res, _ := lim.Limiter.Allow(ctx, key+"\x00quota", toLimit(eff.Quota, eff.Quota.Count))
 		if x.rec.RateLimit.Rule == "" {
 			x.rec.RateLimit = audit.RateLimit{Rule: rule, Limit: eff.Quota.String(), Remaining: int64(res.Remaining)}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,18 +128,37 @@ func TestRateLimitPerCaller(t *testing.T) {
 	}
 }
 
-type downLimiter struct{}
+// downLimiter is a backend that fails every call, and counts them.
+type downLimiter struct{ calls *atomic.Int32 }
 
-func (downLimiter) Allow(context.Context, string, ratelimit.Limit) (ratelimit.Result, error) {
+func (d downLimiter) Allow(context.Context, string, ratelimit.Limit) (ratelimit.Result, error) {
+	d.calls.Add(1)
 	return ratelimit.Result{}, errors.New("dial tcp 127.0.0.1:6379: connection refused")
 }
 
+// A failed backend answers by on_failure, and is asked once per request
+// even when the rule has a limit and a quota: a Redis that stopped
+// answering costs one timeout, not one per bucket.
 func TestRateLimitBackendDown(t *testing.T) {
+	const policy = ratePolicy + `
+[[rule]]
+id      = "quota"
+effect  = "allow"
+callers = ["spiffe://example.org/web"]
+paths   = ["/quota/**"]
+[rule.rate]
+limit = "10/s"
+quota = "1000/day"
+`
 	for _, open := range []bool{false, true} {
 		lim := localLimits()
-		lim.Limiter = ratelimit.Fallible{Limiter: downLimiter{}, FailOpen: open}
-		f := startWith(t, ratePolicy, lim)
-		r := getStatus(t, f.client(t, "spiffe://example.org/web", false), "https://"+f.addr+"/orders/1")
+		down := downLimiter{calls: new(atomic.Int32)}
+		lim.Limiter = ratelimit.Fallible{Limiter: down, FailOpen: open}
+		f := startWith(t, policy, lim)
+		r := getStatus(t, f.client(t, "spiffe://example.org/web", false), "https://"+f.addr+"/quota/1")
+		if n := down.calls.Load(); n != 1 {
+			t.Errorf("fail-open=%v: the failed backend was asked %d times for one request, want 1", open, n)
+		}
 		want := http.StatusServiceUnavailable
 		if open {
 			want = 200
