@@ -1,12 +1,8 @@
 package integration
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,8 +11,9 @@ import (
 )
 
 func TestAdminEndpoints(t *testing.T) {
+	tp := env.topology(t, "mesh")
 	t.Parallel()
-	g := env.gateway(t, "gw-client")
+	g := tp.gateway(t, "gw-client")
 	c := &http.Client{Timeout: 5 * time.Second}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if code, err := getJSON(c, g.adminURL(path), nil); err != nil || code != http.StatusOK {
@@ -24,15 +21,13 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 
-	resp, err := c.Get(g.adminURL("/metrics"))
-	if err != nil {
-		t.Fatal(err)
+	// /metrics: the identity's series, which a gateway exports from its
+	// first SVID on.
+	if n := metric(t, g, "svidgate_workload_api_updates_total"); n < 1 {
+		t.Errorf("svidgate_workload_api_updates_total = %v, want at least 1 (the gateway holds an SVID)", n)
 	}
-	var body bytes.Buffer
-	_, _ = body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body.String(), "\nsvidgate_") {
-		t.Errorf("GET /metrics: %d, want 200 with svidgate_ metrics; got %.300q", resp.StatusCode, body.String())
+	if exp := metric(t, g, "svidgate_svid_expiration_timestamp_seconds"); exp < float64(time.Now().Unix()) {
+		t.Errorf("svidgate_svid_expiration_timestamp_seconds = %v, want a time in the future", exp)
 	}
 
 	st, err := g.status()
@@ -57,26 +52,20 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 }
 
+// TestValidateCommand runs `svidgate validate` on a gateway's config (it
+// needs no running gateway): 0 for a good one, 1 naming the file of a
+// broken policy beside it.
 func TestValidateCommand(t *testing.T) {
 	t.Parallel()
-	g := env.gateway(t, "gw-http")
-	validate := func(config string) (int, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, env.svidgate, "validate", "-config", config).CombinedOutput()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return 0, string(out)
-		case errors.As(err, &ee):
-			return ee.ExitCode(), string(out)
-		default:
-			t.Fatalf("svidgate validate: %v", err)
-			return -1, ""
-		}
+	g, err := inboundGateway(env, "validate", "http://"+env.httpecho, httpPolicy)
+	if err == nil {
+		err = env.prepare(g, "30s")
 	}
-	if code, out := validate(g.config); code != 0 {
-		t.Errorf("validate %s: exit %d, want 0:\n%s", g.config, code, indent(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runSvidgate(t, "validate", "-config", g.config); code != 0 {
+		t.Errorf("validate %s: exit %d, want 0:\n%s%s", g.config, code, indent(out), indent(errOut))
 	}
 
 	// The same config next to a broken policy.
@@ -91,8 +80,8 @@ func TestValidateCommand(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "policy.toml"), []byte("version = 1\n\n[[rule]]\nid = \"x\"\neffect = \"permit\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out := validate(filepath.Join(dir, "gateway.toml"))
-	if code != 1 || !strings.Contains(out, "policy.toml") {
-		t.Errorf("validate with a broken policy: exit %d, want 1 and a message naming policy.toml:\n%s", code, indent(out))
+	code, out, errOut := runSvidgate(t, "validate", "-config", filepath.Join(dir, "gateway.toml"))
+	if code != 1 || !strings.Contains(out+errOut, "policy.toml") {
+		t.Errorf("validate with a broken policy: exit %d, want 1 and a message naming policy.toml:\n%s%s", code, indent(out), indent(errOut))
 	}
 }

@@ -10,13 +10,15 @@ import (
 
 // TestAgentKilledAndRestarted kills the SPIRE agent of a gateway pair with
 // SIGKILL during steady traffic, restarts it a few seconds later from its
-// data_dir (no new join token), and wants every request to succeed and both
-// gateways to take later SVIDs from the restarted agent.
+// data_dir (no new join token), and wants every request to succeed, none
+// on an expired client certificate, and both gateways to take later SVIDs
+// from the restarted agent.
 func TestAgentKilledAndRestarted(t *testing.T) {
+	tp := env.topology(t, "agent-kill")
 	t.Parallel()
-	in := env.gateway(t, "gw-kill-in")
-	out := env.gateway(t, "gw-kill-out")
-	agent := env.agentB
+	in := tp.gateway(t, "gw-kill-in")
+	out := tp.gateway(t, "gw-kill-out")
+	agent := in.agent // agent-b, of this topology only
 
 	outURL := "http://" + out.addr("kill-out") + "/agent-kill"
 	inURL := "https://" + in.addr("kill-in") + "/agent-kill"
@@ -76,4 +78,5 @@ func TestAgentKilledAndRestarted(t *testing.T) {
 		t.Errorf("after the agent restart (%v ago): %v; agent log:\n%s", time.Since(restarted).Round(time.Second), err, indent(agent.proc.tail(10)))
 	}
 	l.check(t, targets...)
+	checkNoExpiredClientCert(t, in, out.id)
 }

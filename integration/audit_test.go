@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -27,93 +25,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// audLine is one record of an audit trail, the fields these tests check.
-type audLine struct {
-	Schema   int    `json:"schema"`
-	Seq      uint64 `json:"seq"`
-	Listener string `json:"listener"`
-	Source   struct {
-		SPIFFEID string `json:"spiffe_id"`
-	} `json:"source"`
-	Destination struct {
-		SPIFFEID string `json:"spiffe_id"`
-	} `json:"destination"`
-	Request struct {
-		Method     string `json:"method"`
-		Path       string `json:"path"`
-		GRPCMethod string `json:"grpc_method"`
-	} `json:"request"`
-	Decision struct {
-		Result string `json:"result"`
-		Rule   string `json:"rule"`
-		Reason string `json:"reason"`
-	} `json:"decision"`
-	Status        int    `json:"status"`
-	DroppedBefore uint64 `json:"dropped_before"`
-	Chain         string `json:"chain"`
-}
-
-// audReadTrail decodes every complete line of files, in the order given.
-// torn is a last line without its newline, which is not decoded.
-func audReadTrail(files ...string) (recs []audLine, torn string, err error) {
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, "", err
-		}
-		lines := bytes.Split(b, []byte("\n"))
-		if last := lines[len(lines)-1]; len(last) > 0 {
-			torn = fmt.Sprintf("%s: %d bytes", f, len(last))
-		}
-		for i, line := range lines[:len(lines)-1] {
-			var r audLine
-			if err := json.Unmarshal(line, &r); err != nil {
-				return nil, "", fmt.Errorf("%s:%d is not JSON: %v: %.200q", f, i+1, err, line)
-			}
-			recs = append(recs, r)
-		}
-	}
-	return recs, torn, nil
-}
-
-// audCheckSeq checks that recs hold seq 1..len(recs) in order.
-func audCheckSeq(recs []audLine) error {
-	for i, r := range recs {
-		if r.Seq != uint64(i+1) {
-			return fmt.Errorf("record %d has seq %d, want %d", i+1, r.Seq, i+1)
-		}
-	}
-	return nil
-}
-
-// audCLI runs the real svidgate binary with args and returns its exit code
-// and outputs.
-func audCLI(t testing.TB, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, env.svidgate, args...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, out.String(), errb.String()
-	case errors.As(err, &ee) && ee.ExitCode() >= 0:
-		return ee.ExitCode(), out.String(), errb.String()
-	default:
-		t.Fatalf("svidgate %s: %v\n%s", strings.Join(args, " "), err, indent(errb.String()))
-		return -1, "", ""
-	}
-}
-
 // audVerifyOK runs `svidgate audit verify files...` and fails the test
 // unless it exits 0 and reports want records (want < 0: any number). It
 // returns its standard output.
 func audVerifyOK(t testing.TB, want int, files ...string) string {
 	t.Helper()
-	code, out, errOut := audCLI(t, append([]string{"audit", "verify"}, files...)...)
+	code, out, errOut := runSvidgate(t, append([]string{"audit", "verify"}, files...)...)
 	if code != 0 {
 		t.Fatalf("svidgate audit verify %s: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", strings.Join(files, " "), code, indent(out), indent(errOut))
 	}
@@ -126,52 +43,22 @@ func audVerifyOK(t testing.TB, want int, files ...string) string {
 	return out
 }
 
-// audMetrics reads the svidgate_audit_* counters of g's /metrics.
-func audMetrics(g *gateway) (written, dropped float64, err error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(g.adminURL("/metrics"))
-	if err != nil {
-		return 0, 0, g.diagnose(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("%s /metrics: %d", g.name, resp.StatusCode)
-	}
-	found := map[string]bool{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok || (name != "svidgate_audit_records_total" && name != "svidgate_audit_dropped_total") {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("%s /metrics: %q: %v", g.name, sc.Text(), err)
-		}
-		found[name] = true
-		if name == "svidgate_audit_records_total" {
-			written = v
-		} else {
-			dropped = v
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, 0, err
-	}
-	if !found["svidgate_audit_records_total"] || !found["svidgate_audit_dropped_total"] {
-		return 0, 0, fmt.Errorf("%s /metrics: no svidgate_audit_records_total or svidgate_audit_dropped_total", g.name)
-	}
-	return written, dropped, nil
-}
-
 // audWaitAccounted waits until written + dropped reach n (every record
 // accounted for) and returns the two counters. More than n fails at once.
 func audWaitAccounted(t testing.TB, g *gateway, n int, timeout time.Duration) (written, dropped int) {
 	t.Helper()
 	err := poll(timeout, 50*time.Millisecond, func() error {
-		w, d, err := audMetrics(g)
+		s, err := g.scrape()
 		if err != nil {
 			return err
+		}
+		w, err := s.get("svidgate_audit_records_total")
+		if err != nil {
+			return permanent(err)
+		}
+		d, err := s.get("svidgate_audit_dropped_total")
+		if err != nil {
+			return permanent(err)
 		}
 		written, dropped = int(w), int(d)
 		if written+dropped > n {
@@ -188,38 +75,6 @@ func audWaitAccounted(t testing.TB, g *gateway, n int, timeout time.Duration) (w
 	return written, dropped
 }
 
-// audDo sends one request and returns the status code.
-func audDo(c *http.Client, method, url string) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return resp.StatusCode, err
-	}
-	return resp.StatusCode, nil
-}
-
-// audExpect sends method url with c and fails the test unless it is
-// answered want.
-func audExpect(t testing.TB, g *gateway, c *http.Client, method, url string, want int) {
-	t.Helper()
-	code, err := audDo(c, method, url)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, g.diagnose(err))
-	}
-	if code != want {
-		t.Fatalf("%s %s: %d, want %d", method, url, code, want)
-	}
-}
-
 // audHammer runs workers goroutines over clients (round robin), each
 // sending GETs to url(i) for i = 1, 2, … until n requests were started
 // (n = 0: until ctx ends). ok counts 200 answers; the first failures are
@@ -228,11 +83,12 @@ type audHammer struct {
 	ok, failed, started atomic.Int64
 	mu                  sync.Mutex
 	failures            []string
+	ctx                 context.Context // ends the run early
 	done                chan struct{}
 }
 
 func audStartHammer(ctx context.Context, clients []*http.Client, workers int, n int64, url func(i int64) string) *audHammer {
-	h := &audHammer{done: make(chan struct{})}
+	h := &audHammer{ctx: ctx, done: make(chan struct{})}
 	var wg sync.WaitGroup
 	for w := range workers {
 		c := clients[w%len(clients)]
@@ -243,7 +99,7 @@ func audStartHammer(ctx context.Context, clients []*http.Client, workers int, n 
 					h.started.Add(-1)
 					return
 				}
-				code, err := audDo(c, http.MethodGet, url(i))
+				code, err := doStatus(c, http.MethodGet, url(i))
 				if err == nil && code == http.StatusOK {
 					h.ok.Add(1)
 					continue
@@ -263,29 +119,92 @@ func audStartHammer(ctx context.Context, clients []*http.Client, workers int, n 
 
 func (h *audHammer) wait() { <-h.done }
 
+// waitStarted waits (up to a minute) until n requests were started, so
+// that a test can act at a point of the run.
+func (h *audHammer) waitStarted(n int64) {
+	_ = poll(time.Minute, 5*time.Millisecond, func() error {
+		if h.started.Load() < n {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+}
+
 func (h *audHammer) firstFailures() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return strings.Join(h.failures, "\n")
 }
 
-// audClients are n HTTP/2 mTLS clients of g, each its own connection.
+// audClients are n HTTP/2 mTLS clients of g for caller (under /aud/),
+// each with its own connection.
 func audClients(t testing.TB, g *gateway, caller string, n int) []*http.Client {
-	cfg := clientTLS(t, audID(caller), g.id)
 	var cs []*http.Client
 	for range n {
-		cs = append(cs, httpsClient(cfg.Clone(), true, true))
+		cs = append(cs, g.client(t, audID(caller), true))
 	}
 	return cs
+}
+
+// allServedAndRecorded waits for the hammer's n requests and fails the
+// test unless every one was served and g counts n records written, none
+// dropped.
+func (h *audHammer) allServedAndRecorded(t testing.TB, g *gateway, n int) {
+	t.Helper()
+	h.wait()
+	if h.ctx.Err() != nil || h.failed.Load() > 0 {
+		t.Fatalf("%d served, %d failed (%v); first failures:\n%s", h.ok.Load(), h.failed.Load(), h.ctx.Err(), indent(h.firstFailures()))
+	}
+	written, dropped := audWaitAccounted(t, g, n, 15*time.Second)
+	if written != n || dropped != 0 {
+		t.Fatalf("records_total %d, dropped_total %d; want %d, 0", written, dropped, n)
+	}
+}
+
+// audEachOnce reads the trail in files (in trail order) and fails the
+// test unless it holds seq 1..n, one record for each of n requests to
+// distinct paths, and no torn line.
+func audEachOnce(t testing.TB, n int, files ...string) []auditRecord {
+	t.Helper()
+	recs := audWholeTrail(t, files...)
+	seen := make(map[string]bool, n)
+	for _, r := range recs {
+		if seen[r.Request.Path] {
+			t.Fatalf("seq %d: %s recorded twice", r.Seq, r.Request.Path)
+		}
+		seen[r.Request.Path] = true
+	}
+	if len(recs) != n {
+		t.Fatalf("%d records of %d distinct requests across %d files, want %d", len(recs), len(seen), len(files), n)
+	}
+	return recs
+}
+
+// audWholeTrail reads a trail that no one writes any more (files in trail
+// order) and fails the test on a torn last line or a gap in seq.
+func audWholeTrail(t testing.TB, files ...string) []auditRecord {
+	t.Helper()
+	recs, torn, err := readTrail(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if torn != "" {
+		t.Errorf("torn line in the trail: %s", torn)
+	}
+	if err := checkSeq(recs); err != nil {
+		t.Error(err)
+	}
+	return recs
 }
 
 // TestAuditHundredThousand: 100,000 requests under load through one
 // gateway make exactly 100,000 records, seq 1…100,000, and the chain
 // verifies.
 func TestAuditHundredThousand(t *testing.T) {
+	tp := env.topology(t, "aud-load")
 	t.Parallel()
 	const n, workers, conns = 100_000, 32, 4
-	g := env.gateway(t, "gw-aud-load")
+	g := tp.gateway(t, "gw-aud-load")
 	clients := audClients(t, g, "load/client", conns)
 	base := "https://" + g.addr("aud-load") + "/aud/load/"
 	// HTTP/2, as the load will be.
@@ -348,12 +267,13 @@ func TestAuditHundredThousand(t *testing.T) {
 // TestAuditVerifyNamesTamperedLine edits, deletes and swaps lines of a
 // copy of a real trail: `audit verify` exits 1 naming the line.
 func TestAuditVerifyNamesTamperedLine(t *testing.T) {
+	tp := env.topology(t, "aud-tamper")
 	t.Parallel()
 	const n = 40
-	g := env.gateway(t, "gw-aud-tamper")
+	g := tp.gateway(t, "gw-aud-tamper")
 	c := audClients(t, g, "tamper/client", 1)[0]
 	for i := 1; i <= n; i++ {
-		audExpect(t, g, c, http.MethodGet, fmt.Sprintf("https://%s/aud/tamper/%03d", g.addr("aud-tamper"), i), 200)
+		expectStatus(t, g, c, http.MethodGet, fmt.Sprintf("https://%s/aud/tamper/%03d", g.addr("aud-tamper"), i), 200)
 	}
 	audWaitAccounted(t, g, n, 10*time.Second)
 	orig, err := os.ReadFile(g.audit)
@@ -410,7 +330,7 @@ func TestAuditVerifyNamesTamperedLine(t *testing.T) {
 		if err := os.WriteFile(file, []byte(strings.Join(ls, "")), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		code, out, errOut := audCLI(t, "audit", "verify", file)
+		code, out, errOut := runSvidgate(t, "audit", "verify", file)
 		want := fmt.Sprintf("%s:%d: %s: ", file, tc.line, tc.kind)
 		if code != 1 || !strings.HasPrefix(errOut, want) {
 			t.Errorf("%s: audit verify exit %d, stderr %q, stdout %q; want exit 1 and stderr starting %q", tc.name, code, errOut, out, want)
@@ -418,14 +338,38 @@ func TestAuditVerifyNamesTamperedLine(t *testing.T) {
 	}
 }
 
+// audSendUntil sends GETs to url(k), k counting on from *sent, until one
+// is answered until (15s at most), and counts every answer by status in
+// answers. A transport error or a status other than until and also ends
+// it with an error.
+func audSendUntil(g *gateway, c *http.Client, url func(k int) string, until, also int, sent *int, answers map[int]int) error {
+	return poll(15*time.Second, 20*time.Millisecond, func() error {
+		code, err := doStatus(c, http.MethodGet, url(*sent))
+		if err != nil {
+			return permanent(g.diagnose(err))
+		}
+		*sent++
+		answers[code]++
+		switch code {
+		case until:
+			return nil
+		case also:
+			return fmt.Errorf("still %d", also)
+		default:
+			return permanent(fmt.Errorf("status %d", code))
+		}
+	})
+}
+
 // TestAuditFullDiskBlock: with on_failure = "block" and the trail on a
 // full disk, requests are refused with 503 (gRPC UNAVAILABLE); when room
 // returns, the gateway recovers by itself and the trail holds every
 // request, refused ones included, and verifies.
 func TestAuditFullDiskBlock(t *testing.T) {
+	tp := env.topology(t, "aud-block")
 	t.Parallel()
-	g := env.gateway(t, "gw-aud-block")
-	disk := audDisks[g.name]
+	g := tp.gateway(t, "gw-aud-block")
+	disk := audDisk(g.name)
 	c := audClients(t, g, "block/client", 1)[0]
 	url := func(tag string, i int) string {
 		return fmt.Sprintf("https://%s/aud/block/%s/%d", g.addr("aud-block"), tag, i)
@@ -440,7 +384,7 @@ func TestAuditFullDiskBlock(t *testing.T) {
 	requests, refused := 0, 0
 
 	for i := range 20 {
-		audExpect(t, g, c, http.MethodGet, url("before", i), 200)
+		expectStatus(t, g, c, http.MethodGet, url("before", i), 200)
 		requests++
 	}
 	if code := unary(); code != codes.OK {
@@ -454,36 +398,15 @@ func TestAuditFullDiskBlock(t *testing.T) {
 	}
 	// The first requests after the disk filled up may still be admitted:
 	// the writer learns that the disk is full when it writes their records.
-	served := 0
-	err := poll(15*time.Second, 20*time.Millisecond, func() error {
-		code, err := audDo(c, http.MethodGet, url("filling", requests))
-		if err != nil {
-			return permanent(g.diagnose(err))
-		}
-		requests++
-		switch code {
-		case http.StatusServiceUnavailable:
-			refused++
-			return nil
-		case http.StatusOK:
-			served++
-			return errors.New("still served")
-		default:
-			return permanent(fmt.Errorf("status %d", code))
-		}
-	})
-	if err != nil {
-		t.Fatalf("with the audit trail on a full disk (%s), after %d requests (%d served): %v; want 503", disk.kind(), requests, served, err)
+	filling := map[int]int{}
+	if err := audSendUntil(g, c, func(k int) string { return url("filling", k) }, 503, 200, &requests, filling); err != nil {
+		t.Fatalf("with the audit trail on a full disk (%s), after %d requests (%d served): %v; want 503", disk.kind(), requests, filling[200], err)
 	}
+	served := filling[200]
+	refused += filling[503]
 	for i := range 10 {
-		code, err := audDo(c, http.MethodGet, url("full", i))
-		if err != nil {
-			t.Fatal(g.diagnose(err))
-		}
+		expectStatus(t, g, c, http.MethodGet, url("full", i), http.StatusServiceUnavailable)
 		requests++
-		if code != http.StatusServiceUnavailable {
-			t.Fatalf("disk full, request %d: %d, want 503", i, code)
-		}
 		refused++
 	}
 	if code := unary(); code != codes.Unavailable {
@@ -498,28 +421,14 @@ func TestAuditFullDiskBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	freed := time.Now()
-	err = poll(10*time.Second, 20*time.Millisecond, func() error {
-		code, err := audDo(c, http.MethodGet, url("recovering", requests))
-		if err != nil {
-			return permanent(g.diagnose(err))
-		}
-		requests++
-		switch code {
-		case http.StatusOK:
-			return nil
-		case http.StatusServiceUnavailable:
-			refused++
-			return errors.New("still 503")
-		default:
-			return permanent(fmt.Errorf("status %d", code))
-		}
-	})
-	if err != nil {
+	recovering := map[int]int{}
+	if err := audSendUntil(g, c, func(k int) string { return url("recovering", k) }, 200, 503, &requests, recovering); err != nil {
 		t.Fatalf("after room returned: %v", err)
 	}
+	refused += recovering[503]
 	t.Logf("served again %v after room returned", time.Since(freed).Round(time.Millisecond))
 	for i := range 10 {
-		audExpect(t, g, c, http.MethodGet, url("after", i), 200)
+		expectStatus(t, g, c, http.MethodGet, url("after", i), 200)
 		requests++
 	}
 	if code := unary(); code != codes.OK {
@@ -527,20 +436,21 @@ func TestAuditFullDiskBlock(t *testing.T) {
 	}
 	requests++
 
-	// Nothing dropped: every request, refused ones too, is in the trail.
+	audCheckBlockTrail(t, g, disk, requests, refused)
+}
+
+// audCheckBlockTrail checks the trail of the block-mode test once the
+// disk has room again: nothing dropped, every request in the trail,
+// refused ones (decision error, 503) too, and the chain verifies.
+func audCheckBlockTrail(t testing.TB, g *gateway, disk *auditDisk, requests, refused int) {
+	t.Helper()
 	written, dropped := audWaitAccounted(t, g, requests, 15*time.Second)
 	if dropped != 0 {
 		t.Errorf("block mode: dropped_total %d, want 0", dropped)
 	}
 	files := disk.files()
 	audVerifyOK(t, requests, files...)
-	recs, torn, err := audReadTrail(files...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if torn != "" {
-		t.Errorf("torn line in the trail: %s", torn)
-	}
+	recs := audWholeTrail(t, files...)
 	nRefused := 0
 	for _, r := range recs {
 		if r.Decision.Result == "error" {
@@ -552,9 +462,6 @@ func TestAuditFullDiskBlock(t *testing.T) {
 			t.Errorf("seq %d: a 503 with decision %q, want error", r.Seq, r.Decision.Result)
 		}
 	}
-	if err := audCheckSeq(recs); err != nil {
-		t.Error(err)
-	}
 	if len(recs) != requests || written != requests || nRefused != refused {
 		t.Errorf("trail: %d records (%d refused), records_total %d; want %d (%d refused)", len(recs), nRefused, written, requests, refused)
 	}
@@ -565,16 +472,17 @@ func TestAuditFullDiskBlock(t *testing.T) {
 // written + dropped = requests made; the trail still verifies and says
 // how many records were lost where.
 func TestAuditFullDiskDrop(t *testing.T) {
+	tp := env.topology(t, "aud-drop")
 	t.Parallel()
-	g := env.gateway(t, "gw-aud-drop")
-	disk := audDisks[g.name]
+	g := tp.gateway(t, "gw-aud-drop")
+	disk := audDisk(g.name)
 	c := audClients(t, g, "drop/client", 1)[0]
 	url := func(tag string, i int) string {
 		return fmt.Sprintf("https://%s/aud/drop/%s/%d", g.addr("aud-drop"), tag, i)
 	}
 	const before, during, after = 20, 60, 20
 	for i := range before {
-		audExpect(t, g, c, http.MethodGet, url("before", i), 200)
+		expectStatus(t, g, c, http.MethodGet, url("before", i), 200)
 	}
 	audWaitAccounted(t, g, before, 10*time.Second)
 
@@ -585,7 +493,7 @@ func TestAuditFullDiskDrop(t *testing.T) {
 		time.Sleep(300 * time.Millisecond) // let SIGHUP reopen onto /dev/full
 	}
 	for i := range during {
-		audExpect(t, g, c, http.MethodGet, url("full", i), 200)
+		expectStatus(t, g, c, http.MethodGet, url("full", i), 200)
 	}
 	written, dropped := audWaitAccounted(t, g, before+during, 10*time.Second)
 	if dropped == 0 {
@@ -600,23 +508,14 @@ func TestAuditFullDiskDrop(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	for i := range after {
-		audExpect(t, g, c, http.MethodGet, url("after", i), 200)
+		expectStatus(t, g, c, http.MethodGet, url("after", i), 200)
 	}
 	total := before + during + after
 	written, dropped = audWaitAccounted(t, g, total, 10*time.Second)
 
 	files := disk.files()
 	audVerifyOK(t, written, files...)
-	recs, torn, err := audReadTrail(files...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if torn != "" {
-		t.Errorf("torn line in the trail: %s", torn)
-	}
-	if err := audCheckSeq(recs); err != nil {
-		t.Error(err)
-	}
+	recs := audWholeTrail(t, files...)
 	var reported uint64
 	for _, r := range recs {
 		reported += r.DroppedBefore
@@ -633,18 +532,17 @@ func TestAuditFullDiskDrop(t *testing.T) {
 	}
 }
 
-// TestAuditKillRestart kills the gateway with SIGKILL under load and
-// starts it again: the trail verifies and the chain continues.
-func TestAuditKillRestart(t *testing.T) {
-	t.Parallel()
-	g := env.gateway(t, "gw-aud-kill")
-	clients := audClients(t, g, "kill/client", 2)
-	base := "https://" + g.addr("aud-kill") + "/aud/kill/"
-
+// audKillUnderLoad kills g with SIGKILL (no chance to flush or sync)
+// after 1000 requests of a steady load served, and returns the trail it
+// left: its complete records (checked), a torn last line the kill left,
+// and, unless the kill left one, the torn line simulated here.
+func audKillUnderLoad(t testing.TB, g *gateway, clients []*http.Client, base string) (recs []auditRecord, torn, simulated string, served int64) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const workers = 16
 	h := audStartHammer(ctx, clients, workers, 0, func(i int64) string { return base + "before/" + strconv.FormatInt(i, 10) })
+	defer func() { cancel(); h.wait() }() // no load outlives a failure
 	if err := poll(30*time.Second, 10*time.Millisecond, func() error {
 		if h.ok.Load() < 1000 {
 			return fmt.Errorf("%d requests served", h.ok.Load())
@@ -656,31 +554,30 @@ func TestAuditKillRestart(t *testing.T) {
 	if h.failed.Load() > 0 {
 		t.Fatalf("load failed before the kill:\n%s", indent(h.firstFailures()))
 	}
-	if err := audKill(g); err != nil {
-		t.Fatal(err)
+	g.proc.kill()
+	if !g.proc.exited() {
+		t.Fatalf("gateway %s did not die of SIGKILL within 10s", g.name)
 	}
 	cancel()
 	h.wait()
-	servedBefore := h.ok.Load()
+	served = h.ok.Load()
 
-	// What the killed gateway left: complete records, maybe a torn line.
-	recs, torn, err := audReadTrail(g.audit)
+	recs, torn, err := readTrail(g.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := audCheckSeq(recs); err != nil {
+	if err := checkSeq(recs); err != nil {
 		t.Fatal(err)
 	}
 	// A request in flight at the kill may have been answered (and
 	// audited) without the client seeing the answer: at most one per
 	// worker.
-	if len(recs) == 0 || int64(len(recs)) > servedBefore+workers {
-		t.Fatalf("%d records before the restart for %d requests served by %d workers", len(recs), servedBefore, workers)
+	if len(recs) == 0 || int64(len(recs)) > served+workers {
+		t.Fatalf("%d records before the restart for %d requests served by %d workers", len(recs), served, workers)
 	}
 	// A write cut short by the kill leaves a torn last line. The kernel
 	// rarely cuts a write, so unless this kill did, cut one here the way
 	// it would: the start of the next record, without its newline.
-	simulated := ""
 	if torn == "" {
 		simulated = fmt.Sprintf(`{"schema":2,"seq":%d,"time":"2026-`, len(recs)+1)
 		f, err := os.OpenFile(g.audit, os.O_WRONLY|os.O_APPEND, 0)
@@ -692,7 +589,20 @@ func TestAuditKillRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := env.audRelaunch(g, 60*time.Second); err != nil {
+	return recs, torn, simulated, served
+}
+
+// TestAuditKillRestart kills the gateway with SIGKILL under load and
+// starts it again: the trail verifies and the chain continues.
+func TestAuditKillRestart(t *testing.T) {
+	tp := env.topology(t, "aud-kill")
+	t.Parallel()
+	g := tp.gateway(t, "gw-aud-kill")
+	clients := audClients(t, g, "kill/client", 2)
+	base := "https://" + g.addr("aud-kill") + "/aud/kill/"
+
+	recs, torn, simulated, servedBefore := audKillUnderLoad(t, g, clients, base)
+	if err := env.relaunch(g, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	tornFiles, _ := filepath.Glob(filepath.Join(g.dir, "audit.torn-*"))
@@ -711,7 +621,7 @@ func TestAuditKillRestart(t *testing.T) {
 	c := clients[0]
 	// The old connections died with the gateway; new ones are made.
 	for i := range more {
-		audExpect(t, g, c, http.MethodGet, fmt.Sprintf("%safter/%d", base, i), 200)
+		expectStatus(t, g, c, http.MethodGet, fmt.Sprintf("%safter/%d", base, i), 200)
 	}
 	written, dropped := audWaitAccounted(t, g, more, 10*time.Second)
 	if written != more || dropped != 0 {
@@ -720,7 +630,7 @@ func TestAuditKillRestart(t *testing.T) {
 	if out := audVerifyOK(t, len(recs)+more, g.audit); strings.Contains(out, "note:") {
 		t.Errorf("audit verify after the restart: %q, want no incomplete line", out)
 	}
-	all, _, err := audReadTrail(g.audit)
+	all, _, err := readTrail(g.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -735,31 +645,20 @@ func TestAuditKillRestart(t *testing.T) {
 // SIGHUP reopens) under load lose and duplicate nothing, and verify
 // takes the files in any order.
 func TestAuditRotationUnderLoad(t *testing.T) {
+	tp := env.topology(t, "aud-rot")
 	t.Parallel()
 	const n = 4000
-	g := env.gateway(t, "gw-aud-rot")
+	g := tp.gateway(t, "gw-aud-rot")
 	clients := audClients(t, g, "rot/client", 2)
 	base := "https://" + g.addr("aud-rot") + "/aud/rot/"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	h := audStartHammer(ctx, clients, 16, n, func(i int64) string { return base + strconv.FormatInt(i, 10) })
 	for _, at := range []int64{n / 4, n / 2, 3 * n / 4} {
-		_ = poll(time.Minute, 5*time.Millisecond, func() error {
-			if h.started.Load() < at {
-				return errors.New("not yet")
-			}
-			return nil
-		})
+		h.waitStarted(at)
 		g.proc.signal(syscall.SIGHUP)
 	}
-	h.wait()
-	if ctx.Err() != nil || h.failed.Load() > 0 {
-		t.Fatalf("%d served, %d failed (%v); first failures:\n%s", h.ok.Load(), h.failed.Load(), ctx.Err(), indent(h.firstFailures()))
-	}
-	written, dropped := audWaitAccounted(t, g, n, 15*time.Second)
-	if written != n || dropped != 0 {
-		t.Fatalf("records_total %d, dropped_total %d; want %d, 0", written, dropped, n)
-	}
+	h.allServedAndRecorded(t, g, n)
 
 	files, err := filepath.Glob(g.audit + "*")
 	if err != nil {
@@ -788,26 +687,7 @@ func TestAuditRotationUnderLoad(t *testing.T) {
 			t.Errorf("%s: %d bytes, more than max_bytes %d", f, fi.Size(), audRotMaxBytes)
 		}
 	}
-	recs, torn, err := audReadTrail(ordered...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if torn != "" {
-		t.Errorf("torn line: %s", torn)
-	}
-	if err := audCheckSeq(recs); err != nil {
-		t.Fatal(err)
-	}
-	seen := make(map[string]bool, n)
-	for _, r := range recs {
-		if seen[r.Request.Path] {
-			t.Fatalf("seq %d: %s recorded twice", r.Seq, r.Request.Path)
-		}
-		seen[r.Request.Path] = true
-	}
-	if len(recs) != n || len(seen) != n {
-		t.Fatalf("%d records of %d distinct requests across %d files, want %d", len(recs), len(seen), len(files), n)
-	}
+	recs := audEachOnce(t, n, ordered...)
 	// Glob order is not trail order: verify sorts the files itself.
 	out := audVerifyOK(t, n, files...)
 	if want := "files in trail order: " + strings.Join(ordered, " ") + "\n"; !strings.Contains(out, want) {
@@ -820,8 +700,9 @@ func TestAuditRotationUnderLoad(t *testing.T) {
 // trail as the gateway's policy: the traffic that produced it is still
 // allowed, calls that never happened are denied.
 func TestAuditPolicySuggest(t *testing.T) {
+	tp := env.topology(t, "aud-suggest")
 	t.Parallel()
-	g := env.gateway(t, "gw-aud-suggest")
+	g := tp.gateway(t, "gw-aud-suggest")
 	type call struct{ caller, method, path string }
 	seen := []call{
 		{"shop/web", "GET", "/orders"},
@@ -851,12 +732,12 @@ func TestAuditPolicySuggest(t *testing.T) {
 	}
 	base := "https://" + g.addr("aud-suggest")
 	for _, c := range seen {
-		audExpect(t, g, client(c.caller), c.method, base+c.path, 200)
+		expectStatus(t, g, client(c.caller), c.method, base+c.path, 200)
 	}
 	audWaitAccounted(t, g, len(seen), 10*time.Second)
 
 	suggested := filepath.Join(t.TempDir(), "suggested.toml")
-	code, out, errOut := audCLI(t, "policy", "suggest", g.audit, "-o", suggested)
+	code, out, errOut := runSvidgate(t, "policy", "suggest", g.audit, "-o", suggested)
 	if code != 0 {
 		t.Fatalf("policy suggest: exit %d\n%s\n%s", code, indent(out), indent(errOut))
 	}
@@ -870,7 +751,7 @@ func TestAuditPolicySuggest(t *testing.T) {
 	if err := os.WriteFile(policyPath, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := audCLI(t, "validate", "-config", g.config); code != 0 {
+	if code, out, errOut := runSvidgate(t, "validate", "-config", g.config); code != 0 {
 		t.Errorf("validate with the suggested policy: exit %d\n%s\n%s", code, indent(out), indent(errOut))
 	}
 	want := sha256Hex(doc)
@@ -892,10 +773,10 @@ func TestAuditPolicySuggest(t *testing.T) {
 		t.Fatalf("the suggested policy was not loaded: %v", err)
 	}
 	for _, c := range seen {
-		audExpect(t, g, client(c.caller), c.method, base+c.path, 200)
+		expectStatus(t, g, client(c.caller), c.method, base+c.path, 200)
 	}
 	for _, c := range never {
-		audExpect(t, g, client(c.caller), c.method, base+c.path, 403)
+		expectStatus(t, g, client(c.caller), c.method, base+c.path, 403)
 	}
 }
 
@@ -903,68 +784,31 @@ func TestAuditPolicySuggest(t *testing.T) {
 // workloads that called, and `audit graph -format json` counts their
 // requests and denials.
 func TestAuditGraph(t *testing.T) {
+	tp := env.topology(t, "aud-graph")
 	t.Parallel()
-	g := env.gateway(t, "gw-aud-graph")
+	g := tp.gateway(t, "gw-aud-graph")
 	base := "https://" + g.addr("aud-graph")
 	a, b := audID("graph/frontend"), audID("graph/batch")
 	ca, cb := audClients(t, g, "graph/frontend", 1)[0], audClients(t, g, "graph/batch", 1)[0]
 	for i := range 5 {
-		audExpect(t, g, ca, http.MethodGet, fmt.Sprintf("%s/aud/page/%d", base, i), 200)
+		expectStatus(t, g, ca, http.MethodGet, fmt.Sprintf("%s/aud/page/%d", base, i), 200)
 	}
 	for i := range 3 {
-		audExpect(t, g, cb, http.MethodGet, fmt.Sprintf("%s/aud/report/%d", base, i), 200)
+		expectStatus(t, g, cb, http.MethodGet, fmt.Sprintf("%s/aud/report/%d", base, i), 200)
 	}
 	for i := range 2 {
-		audExpect(t, g, cb, http.MethodGet, fmt.Sprintf("%s/aud/secret/%d", base, i), 403)
+		expectStatus(t, g, cb, http.MethodGet, fmt.Sprintf("%s/aud/secret/%d", base, i), 403)
 	}
 	audWaitAccounted(t, g, 10, 10*time.Second)
 
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(g.adminURL("/graph"))
-	if err != nil {
-		t.Fatal(g.diagnose(err))
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/svg+xml") {
-		t.Fatalf("GET /graph: %d %q, want 200 image/svg+xml; body %.300q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	}
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	var root string
-	var text strings.Builder
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("GET /graph: not well-formed XML: %v\n%.2000s", err, body)
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			if root == "" {
-				root = tok.Name.Local
-				if tok.Name.Space != "http://www.w3.org/2000/svg" {
-					t.Errorf("GET /graph: root element in namespace %q, want the SVG namespace", tok.Name.Space)
-				}
-			}
-		case xml.CharData:
-			text.Write(tok)
-			text.WriteByte('\n')
-		}
-	}
-	if root != "svg" {
-		t.Fatalf("GET /graph: root element %q, want svg", root)
-	}
+	text := audGraphSVGText(t, g)
 	for _, id := range []string{a.String(), b.String(), g.id.String()} {
-		if !strings.Contains(text.String(), id) {
-			t.Errorf("GET /graph: the drawing does not name %s; its text:\n%s", id, indent(text.String()))
+		if !strings.Contains(text, id) {
+			t.Errorf("GET /graph: the drawing does not name %s; its text:\n%s", id, indent(text))
 		}
 	}
 
-	code, out, errOut := audCLI(t, "audit", "graph", "-format", "json", g.audit)
+	code, out, errOut := runSvidgate(t, "audit", "graph", "-format", "json", g.audit)
 	if code != 0 {
 		t.Fatalf("audit graph -format json: exit %d\n%s", code, indent(errOut))
 	}
@@ -1000,6 +844,47 @@ func TestAuditGraph(t *testing.T) {
 	}
 }
 
+// audGraphSVGText fetches g's /graph, fails the test unless it is a
+// well-formed SVG document, and returns its text, one piece a line.
+func audGraphSVGText(t testing.TB, g *gateway) string {
+	t.Helper()
+	resp, body, err := send(&http.Client{Timeout: 5 * time.Second}, http.MethodGet, g.adminURL("/graph"), nil)
+	if err != nil {
+		t.Fatal(g.diagnose(err))
+	}
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/svg+xml") {
+		t.Fatalf("GET /graph: %d %q, want 200 image/svg+xml; body %.300q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	var root string
+	var text strings.Builder
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("GET /graph: not well-formed XML: %v\n%.2000s", err, body)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if root == "" {
+				root = tok.Name.Local
+				if tok.Name.Space != "http://www.w3.org/2000/svg" {
+					t.Errorf("GET /graph: root element in namespace %q, want the SVG namespace", tok.Name.Space)
+				}
+			}
+		case xml.CharData:
+			text.Write(tok)
+			text.WriteByte('\n')
+		}
+	}
+	if root != "svg" {
+		t.Fatalf("GET /graph: root element %q, want svg", root)
+	}
+	return text.String()
+}
+
 func audSorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
@@ -1011,9 +896,10 @@ func audSorted(s []string) []string {
 // new file, nothing is lost or duplicated, and the chain runs across the
 // renamed files.
 func TestAuditExternalRotation(t *testing.T) {
+	tp := env.topology(t, "aud-hup")
 	t.Parallel()
 	const n, rotations = 3000, 3
-	g := env.gateway(t, "gw-aud-hup")
+	g := tp.gateway(t, "gw-aud-hup")
 	clients := audClients(t, g, "hup/client", 2)
 	base := "https://" + g.addr("aud-hup") + "/aud/hup/"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -1021,13 +907,7 @@ func TestAuditExternalRotation(t *testing.T) {
 	h := audStartHammer(ctx, clients, 16, n, func(i int64) string { return base + strconv.FormatInt(i, 10) })
 	var files []string
 	for k := 1; k <= rotations; k++ {
-		at := int64(k) * n / (rotations + 1)
-		_ = poll(time.Minute, 5*time.Millisecond, func() error {
-			if h.started.Load() < at {
-				return errors.New("not yet")
-			}
-			return nil
-		})
+		h.waitStarted(int64(k) * n / (rotations + 1))
 		old := fmt.Sprintf("%s-%d", g.audit, k)
 		if err := os.Rename(g.audit, old); err != nil {
 			t.Fatal(err)
@@ -1045,31 +925,8 @@ func TestAuditExternalRotation(t *testing.T) {
 		}
 	}
 	files = append(files, g.audit)
-	h.wait()
-	if ctx.Err() != nil || h.failed.Load() > 0 {
-		t.Fatalf("%d served, %d failed (%v); first failures:\n%s", h.ok.Load(), h.failed.Load(), ctx.Err(), indent(h.firstFailures()))
-	}
-	written, dropped := audWaitAccounted(t, g, n, 15*time.Second)
-	if written != n || dropped != 0 {
-		t.Fatalf("records_total %d, dropped_total %d; want %d, 0", written, dropped, n)
-	}
-	recs, torn, err := audReadTrail(files...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if torn != "" {
-		t.Errorf("torn line: %s", torn)
-	}
-	if err := audCheckSeq(recs); err != nil {
-		t.Fatal(err)
-	}
-	seen := make(map[string]bool, n)
-	for _, r := range recs {
-		seen[r.Request.Path] = true
-	}
-	if len(recs) != n || len(seen) != n {
-		t.Fatalf("%d records of %d distinct requests across %d files, want %d", len(recs), len(seen), len(files), n)
-	}
+	h.allServedAndRecorded(t, g, n)
+	audEachOnce(t, n, files...)
 	var sizes []string
 	for _, f := range files {
 		fi, err := os.Stat(f)

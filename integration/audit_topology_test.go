@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
-	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// The gateways of the audit-trail tests (issue 5), one per test so that
-// each test knows every record of its trail. All are inbound to httpecho;
-// callers are minted SVIDs under spiffe://example.org/aud/<test>/…
+// The topologies of the audit-trail tests (issue 5): one gateway each,
+// one per test, so that each test knows every record of its trail. The
+// topology, the gateway's listener and its SPIFFE ID path /gw/<name> are
+// named alike; gw-aud-<x> is inbound to httpecho. Callers are minted SVIDs
+// under spiffe://example.org/aud/<test>/…
 //
 //	gw-aud-load     aud-load     the 100,000-request run
 //	gw-aud-tamper   aud-tamper   a small trail to edit, delete and swap lines of
@@ -30,8 +32,7 @@ const (
 	audRotKeep     = 1000
 )
 
-func audGWID(name string) spiffeid.ID { return spiffeid.RequireFromPath(td, "/gw/"+name) }
-func audID(path string) spiffeid.ID   { return spiffeid.RequireFromPath(td, "/aud/"+path) }
+func audID(path string) spiffeid.ID { return spiffeid.RequireFromPath(td, "/aud/"+path) }
 
 // audPolicy lets every caller under /aud/ GET and POST under /aud/.
 const audPolicy = `version = 1
@@ -101,38 +102,45 @@ type auditDisk struct {
 	swaps int    // devfull: trail files made so far
 }
 
-// audDisks are the disks of gw-aud-block and gw-aud-drop.
-var audDisks = map[string]*auditDisk{}
-
-func init() {
-	moreServices = append(moreServices, audStartDisks)
-	moreGateways = append(moreGateways, audGateways)
+// audDisks are the disks of gw-aud-block and gw-aud-drop, made by their
+// topologies.
+var audDisks struct {
+	sync.Mutex
+	m map[string]*auditDisk
 }
 
-func audStartDisks(h *harness) (func(), error) {
-	var mounted []string
-	stop := func() {
-		for _, dir := range mounted {
-			if err := syscall.Unmount(dir, 0); err != nil {
-				_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+// audDisk returns the disk of the named gateway.
+func audDisk(name string) *auditDisk {
+	audDisks.Lock()
+	defer audDisks.Unlock()
+	return audDisks.m[name]
+}
+
+// audMakeDisk makes the disk of the named gateway: a tmpfs of its own
+// (unmounted at teardown) or, failing that, the /dev/full symlink.
+func (h *harness) audMakeDisk(name string) (*auditDisk, error) {
+	d := &auditDisk{dir: filepath.Join(h.dir, "auditdisk", name)}
+	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return nil, err
+	}
+	d.path = filepath.Join(d.dir, "audit.jsonl")
+	if os.Getenv("SVIDGATE_IT_AUDIT_DEVFULL") == "" && syscall.Mount("tmpfs", d.dir, "tmpfs", 0, "size=1m,mode=0755") == nil {
+		d.tmpfs = true
+		h.atTeardown(func() {
+			if err := syscall.Unmount(d.dir, 0); err != nil {
+				_ = syscall.Unmount(d.dir, syscall.MNT_DETACH)
 			}
-		}
+		})
+	} else if err := d.point(d.nextTrail()); err != nil {
+		return nil, err
 	}
-	for _, name := range []string{"gw-aud-block", "gw-aud-drop"} {
-		d := &auditDisk{dir: filepath.Join(h.dir, "auditdisk", name)}
-		if err := os.MkdirAll(d.dir, 0o755); err != nil {
-			return stop, err
-		}
-		d.path = filepath.Join(d.dir, "audit.jsonl")
-		if os.Getenv("SVIDGATE_IT_AUDIT_DEVFULL") == "" && syscall.Mount("tmpfs", d.dir, "tmpfs", 0, "size=1m,mode=0755") == nil {
-			d.tmpfs = true
-			mounted = append(mounted, d.dir)
-		} else if err := d.point(d.nextTrail()); err != nil {
-			return stop, err
-		}
-		audDisks[name] = d
+	audDisks.Lock()
+	if audDisks.m == nil {
+		audDisks.m = map[string]*auditDisk{}
 	}
-	return stop, nil
+	audDisks.m[name] = d
+	audDisks.Unlock()
+	return d, nil
 }
 
 // nextTrail names a new real file for the devfull variant.
@@ -213,61 +221,52 @@ func (d *auditDisk) files() []string {
 	return out
 }
 
-func audGateways(h *harness) ([]*gateway, error) {
-	names := []string{"aud-load", "aud-tamper", "aud-block", "aud-block-grpc", "aud-drop", "aud-kill", "aud-rot", "aud-hup", "aud-suggest", "aud-graph"}
-	addrs := map[string]string{}
-	for _, n := range names {
-		a, err := freeAddr()
+func init() {
+	gw := func(name, policy, auditExtra string) func(h *harness) ([]*gateway, error) {
+		return func(h *harness) ([]*gateway, error) {
+			g, err := inboundGateway(h, name, "http://"+h.httpecho, policy)
+			if err != nil {
+				return nil, err
+			}
+			g.auditExtra = auditExtra
+			return []*gateway{g}, nil
+		}
+	}
+	defineTopology("aud-load", gw("aud-load", audPolicy, ""))
+	defineTopology("aud-tamper", gw("aud-tamper", audPolicy, ""))
+	defineTopology("aud-block", func(h *harness) ([]*gateway, error) {
+		return audFullDiskGateway(h, "aud-block", "on_failure = \"block\"\nsync_interval = \"200ms\"\n")
+	})
+	defineTopology("aud-drop", func(h *harness) ([]*gateway, error) {
+		return audFullDiskGateway(h, "aud-drop", "on_failure = \"drop\"\nsync_interval = \"200ms\"\n")
+	})
+	defineTopology("aud-kill", gw("aud-kill", audPolicy, "sync_interval = \"100ms\"\n"))
+	defineTopology("aud-rot", gw("aud-rot", audPolicy, fmt.Sprintf("max_bytes = %d\nkeep = %d\n", audRotMaxBytes, audRotKeep)))
+	defineTopology("aud-hup", gw("aud-hup", audPolicy, ""))
+	defineTopology("aud-suggest", gw("aud-suggest", audSuggestPolicy, ""))
+	defineTopology("aud-graph", gw("aud-graph", audGraphPolicy, ""))
+}
+
+// audFullDiskGateway is gw-<name> with its trail on a disk of its own
+// (auditDisk); gw-aud-block also has a gRPC listener <name>-grpc.
+func audFullDiskGateway(h *harness, name, auditExtra string) ([]*gateway, error) {
+	disk, err := h.audMakeDisk("gw-" + name)
+	if err != nil {
+		return nil, err
+	}
+	g, err := inboundGateway(h, name, "http://"+h.httpecho, audPolicy)
+	if err != nil {
+		return nil, err
+	}
+	g.auditPath, g.auditExtra = disk.path, auditExtra
+	if name == "aud-block" {
+		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		addrs[n] = a
+		g.listeners = append(g.listeners, listener{name: name + "-grpc", mode: "inbound", address: addr,
+			upstream: "http://" + h.grpcecho, policy: "grpc.toml"})
+		g.policies["grpc.toml"] = audGRPCPolicy
 	}
-	httpUp := "http://" + h.httpecho
-	gw := func(name, policy, auditExtra string) *gateway {
-		return &gateway{
-			name: "gw-" + name, id: audGWID(name), agent: h.agentA,
-			listeners:  []listener{{name: name, mode: "inbound", address: addrs[name], upstream: httpUp, policy: "policy.toml"}},
-			policies:   map[string]string{"policy.toml": policy},
-			auditExtra: auditExtra,
-		}
-	}
-	block := gw("aud-block", audPolicy, "on_failure = \"block\"\nsync_interval = \"200ms\"\n")
-	block.auditPath = audDisks["gw-aud-block"].path
-	block.listeners = append(block.listeners, listener{name: "aud-block-grpc", mode: "inbound", address: addrs["aud-block-grpc"],
-		upstream: "http://" + h.grpcecho, policy: "grpc.toml"})
-	block.policies["grpc.toml"] = audGRPCPolicy
-	drop := gw("aud-drop", audPolicy, "on_failure = \"drop\"\nsync_interval = \"200ms\"\n")
-	drop.auditPath = audDisks["gw-aud-drop"].path
-	return []*gateway{
-		gw("aud-load", audPolicy, ""),
-		gw("aud-tamper", audPolicy, ""),
-		block,
-		drop,
-		gw("aud-kill", audPolicy, "sync_interval = \"100ms\"\n"),
-		gw("aud-rot", audPolicy, fmt.Sprintf("max_bytes = %d\nkeep = %d\n", audRotMaxBytes, audRotKeep)),
-		gw("aud-hup", audPolicy, ""),
-		gw("aud-suggest", audSuggestPolicy, ""),
-		gw("aud-graph", audGraphPolicy, ""),
-	}, nil
-}
-
-// audKill kills g with SIGKILL: no chance to flush or sync.
-func audKill(g *gateway) error {
-	g.proc.kill()
-	if !g.proc.exited() {
-		return fmt.Errorf("gateway %s did not die of SIGKILL within 10s", g.name)
-	}
-	return nil
-}
-
-// audRelaunch starts a gateway that has ended again, from the same binary
-// and config, and waits up to timeout for it to be ready.
-func (h *harness) audRelaunch(g *gateway, timeout time.Duration) error {
-	g.ready, g.err = make(chan struct{}), nil
-	if err := h.launch(g); err != nil {
-		return err
-	}
-	g.waitReady(timeout)
-	return g.err
+	return []*gateway{g}, nil
 }

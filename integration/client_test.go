@@ -64,20 +64,22 @@ type echo struct {
 	XFCC    []string            `json:"xfcc"`
 }
 
+// result is an answer, read whole.
 type result struct {
 	code  int
 	proto string
+	hdr   http.Header
 	body  []byte
-	echo  *echo // set when the body is httpecho's JSON
+	echo  *echo // set when the body is httpecho's JSON: the request was forwarded
 }
 
-// do sends one request with a bounded time.
-func do(c *http.Client, method, url string, hdr http.Header) (*result, error) {
+// send sends one request with a bounded time and reads the whole answer.
+func send(c *http.Client, method, url string, hdr http.Header) (*http.Response, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for k, vs := range hdr {
 		for _, v := range vs {
@@ -86,14 +88,23 @@ func do(c *http.Client, method, url string, hdr http.Header) (*result, error) {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading body: %w", method, url, err)
+		return resp, nil, fmt.Errorf("%s %s: reading body: %w", method, url, err)
 	}
-	r := &result{code: resp.StatusCode, proto: resp.Proto, body: b}
+	return resp, b, nil
+}
+
+// do sends one request and decodes httpecho's answer.
+func do(c *http.Client, method, url string, hdr http.Header) (*result, error) {
+	resp, b, err := send(c, method, url, hdr)
+	if err != nil {
+		return nil, err
+	}
+	r := &result{code: resp.StatusCode, proto: resp.Proto, hdr: resp.Header, body: b}
 	var e echo
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && json.Unmarshal(b, &e) == nil && e.Service != "" {
 		r.echo = &e
@@ -101,7 +112,18 @@ func do(c *http.Client, method, url string, hdr http.Header) (*result, error) {
 	return r, nil
 }
 
-// mustDo is do that fails the test on a transport error.
+// doStatus sends one request and returns only the status code: the lean
+// form for load loops, which decode no answer.
+func doStatus(c *http.Client, method, url string) (int, error) {
+	resp, _, err := send(c, method, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
+
+// mustDo is do that fails the test on a transport error; call it from the
+// test's goroutine only.
 func mustDo(t testing.TB, c *http.Client, method, url string, hdr http.Header) *result {
 	t.Helper()
 	r, err := do(c, method, url, hdr)
@@ -109,6 +131,36 @@ func mustDo(t testing.TB, c *http.Client, method, url string, hdr http.Header) *
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	return r
+}
+
+// doOrError is mustDo for other goroutines: a transport error fails the
+// test with t.Error and gives an empty result (code 0).
+func doOrError(t testing.TB, c *http.Client, method, url string, hdr http.Header) *result {
+	r, err := do(c, method, url, hdr)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, url, err)
+		return &result{}
+	}
+	return r
+}
+
+// expectStatus sends method url with c and fails the test unless g
+// answers want; a transport error says what became of g.
+func expectStatus(t testing.TB, g *gateway, c *http.Client, method, url string, want int) {
+	t.Helper()
+	code, err := doStatus(c, method, url)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, g.diagnose(err))
+	}
+	if code != want {
+		t.Fatalf("%s %s: %d, want %d", method, url, code, want)
+	}
+}
+
+// client is a keep-alive mTLS client of g presenting a minted SVID of
+// caller: HTTP/2 when h2, else HTTP/1.1.
+func (g *gateway) client(t testing.TB, caller spiffeid.ID, h2 bool) *http.Client {
+	return httpsClient(clientTLS(t, caller, g.id), h2, true)
 }
 
 // xfcc is the X-Forwarded-Client-Cert value svidgate must send upstream.

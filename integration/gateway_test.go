@@ -4,16 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -51,9 +48,8 @@ type gateway struct {
 	admin  string // host:port
 	audit  string
 
-	proc  *proc
-	ready chan struct{} // closed when startErr is set or /readyz answered 200
-	err   error
+	proc *proc
+	err  error // why the last start did not make it ready (waitReady)
 }
 
 // addr returns the address of the named listener.
@@ -122,7 +118,6 @@ func (h *harness) prepare(g *gateway, initialTimeout string) error {
 	if g.auditPath != "" {
 		g.audit = g.auditPath
 	}
-	g.ready = make(chan struct{})
 	return os.WriteFile(g.config, []byte(g.gatewayTOML(initialTimeout)), 0o644)
 }
 
@@ -154,9 +149,8 @@ func (h *harness) launch(g *gateway) error {
 }
 
 // waitReady waits until /readyz answers 200 and /v1/status names the
-// expected SPIFFE ID; it records the outcome in g.err and closes g.ready.
+// expected SPIFFE ID; it records the outcome in g.err.
 func (g *gateway) waitReady(timeout time.Duration) {
-	defer close(g.ready)
 	c := &http.Client{Timeout: 2 * time.Second}
 	err := poll(timeout, 100*time.Millisecond, func() error {
 		if g.proc.exited() {
@@ -183,54 +177,6 @@ func (g *gateway) waitReady(timeout time.Duration) {
 	}
 }
 
-// startGateways registers, starts and waits for every gateway of the suite.
-// A gateway that does not come up fails only the tests that use it.
-func (h *harness) startGateways() error {
-	specs, err := h.gatewaySpecs()
-	if err != nil {
-		return err
-	}
-	for _, g := range specs {
-		if err := h.prepare(g, "30s"); err != nil {
-			return err
-		}
-		if err := h.spire.register(g.agent, g.id, g.ttl, "unix:path:"+g.bin); err != nil {
-			return fmt.Errorf("register %s: %w", g.name, err)
-		}
-		h.gateways[g.name] = g
-	}
-	var wg sync.WaitGroup
-	for _, g := range specs {
-		if err := h.launch(g); err != nil {
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			g.waitReady(60 * time.Second)
-		}()
-	}
-	wg.Wait()
-	return nil
-}
-
-// gateway returns a running gateway of the suite or fails the test.
-func (h *harness) gateway(t testing.TB, name string) *gateway {
-	t.Helper()
-	g, ok := h.gateways[name]
-	if !ok {
-		t.Fatalf("no gateway %q in the suite", name)
-	}
-	<-g.ready
-	if g.err != nil {
-		t.Fatal(g.err)
-	}
-	if g.proc.exited() {
-		t.Fatalf("gateway %s is no longer running (%v); log %s:\n%s", name, g.proc.err, g.proc.log, indent(g.proc.tail(25)))
-	}
-	return g
-}
-
 // diagnose adds to err what became of the gateway process, if it ended.
 func (g *gateway) diagnose(err error) error {
 	if g.proc != nil && g.proc.wait(300*time.Millisecond) {
@@ -240,9 +186,8 @@ func (g *gateway) diagnose(err error) error {
 }
 
 // restart stops a running gateway with SIGTERM, which it must survive with
-// exit code 0, and starts it again from the same binary and config (same
-// identity, ports and audit file), then waits up to timeout for it to be
-// ready. Use it only on a gateway no other test uses at the same time.
+// exit code 0, and starts it again (relaunch). Use it only on a gateway no
+// other test uses at the same time.
 func (h *harness) restart(g *gateway, timeout time.Duration) error {
 	if !g.proc.stop(syscall.SIGTERM, 20*time.Second) {
 		return fmt.Errorf("gateway %s did not exit within 20s of SIGTERM; log %s:\n%s", g.name, g.proc.log, indent(g.proc.tail(15)))
@@ -250,7 +195,17 @@ func (h *harness) restart(g *gateway, timeout time.Duration) error {
 	if c := g.proc.exitCode(); c != 0 {
 		return fmt.Errorf("gateway %s exited %d on SIGTERM, want 0; log %s:\n%s", g.name, c, g.proc.log, indent(g.proc.tail(15)))
 	}
-	g.ready, g.err = make(chan struct{}), nil
+	return h.relaunch(g, timeout)
+}
+
+// relaunch starts a gateway that has ended again, from the same binary and
+// config (same identity, ports and audit file), and waits up to timeout
+// for it to be ready. Teardown already knows the gateway.
+func (h *harness) relaunch(g *gateway, timeout time.Duration) error {
+	if !g.proc.exited() {
+		return fmt.Errorf("gateway %s still runs", g.name)
+	}
+	g.err = nil
 	if err := h.launch(g); err != nil {
 		return err
 	}
@@ -294,76 +249,6 @@ func (g *gateway) status() (*gwStatus, error) {
 		return nil, fmt.Errorf("%s /v1/status: empty svid_serial", g.name)
 	}
 	return &st, nil
-}
-
-// auditRecord is one line of the audit trail, the fields the tests check.
-type auditRecord struct {
-	Time     string `json:"time"`
-	Listener string `json:"listener"`
-	Mode     string `json:"mode"`
-	Source   struct {
-		SPIFFEID     string `json:"spiffe_id"`
-		CertSerial   string `json:"cert_serial"`
-		CertNotAfter string `json:"cert_not_after"`
-		Addr         string `json:"addr"`
-	} `json:"source"`
-	Request struct {
-		Method     string `json:"method"`
-		Host       string `json:"host"`
-		Path       string `json:"path"`
-		Proto      string `json:"proto"`
-		GRPCMethod string `json:"grpc_method"`
-	} `json:"request"`
-	Decision struct {
-		Result string `json:"result"`
-		Rule   string `json:"rule"`
-		Reason string `json:"reason"`
-	} `json:"decision"`
-	Status   int `json:"status"`
-	Upstream *struct {
-		Addr       string  `json:"addr"`
-		Status     int     `json:"status"`
-		DurationMS float64 `json:"duration_ms"`
-	} `json:"upstream"`
-}
-
-// auditRecords returns every record of the gateway's audit file so far.
-func (g *gateway) auditRecords() ([]auditRecord, error) {
-	b, err := os.ReadFile(g.audit)
-	if err != nil {
-		return nil, err
-	}
-	var recs []auditRecord
-	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if line == "" {
-			continue
-		}
-		var r auditRecord
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			return nil, fmt.Errorf("%s line %d is not JSON: %v: %.200q", g.audit, i+1, err, line)
-		}
-		recs = append(recs, r)
-	}
-	return recs, nil
-}
-
-// findAudit polls the gateway's audit file until a record satisfies match.
-func (g *gateway) findAudit(timeout time.Duration, match func(*auditRecord) bool) (*auditRecord, error) {
-	var found *auditRecord
-	err := poll(timeout, 100*time.Millisecond, func() error {
-		recs, err := g.auditRecords()
-		if err != nil {
-			return err
-		}
-		for i := range recs {
-			if match(&recs[i]) {
-				found = &recs[i]
-				return nil
-			}
-		}
-		return errors.New("no matching audit record")
-	})
-	return found, err
 }
 
 func sha256Hex(b []byte) string {

@@ -41,18 +41,26 @@ func checkPayload(k int, p *testpb.Payload, size int32) error {
 	return nil
 }
 
+// grpcCaller is a way to reach gw-grpc: through gw-client's outbound
+// listener as client/web, or directly over mTLS as test/allowed.
+type grpcCaller struct {
+	name   string
+	cc     *grpc.ClientConn
+	caller spiffeid.ID
+}
+
+func grpcCallers(t testing.TB, tp *topology) []grpcCaller {
+	gw, cl := tp.gateway(t, "gw-grpc"), tp.gateway(t, "gw-client")
+	return []grpcCaller{
+		{"outbound sidecar", grpcPlain(t, cl.addr("to-grpc")), idClientWeb},
+		{"direct mTLS", grpcDirect(t, gw.addr("grpc-in"), idAllowed, idGWGRPC), idAllowed},
+	}
+}
+
 func TestGRPCServerStreaming(t *testing.T) {
+	tp := env.topology(t, "mesh")
 	t.Parallel()
-	gw := env.gateway(t, "gw-grpc")
-	cl := env.gateway(t, "gw-client")
-	for _, tc := range []struct {
-		name   string
-		cc     *grpc.ClientConn
-		caller spiffeid.ID
-	}{
-		{"outbound sidecar to inbound sidecar", grpcPlain(t, cl.addr("to-grpc")), idClientWeb},
-		{"direct mTLS to inbound", grpcDirect(t, gw.addr("grpc-in"), idAllowed, idGWGRPC), idAllowed},
-	} {
+	for _, tc := range grpcCallers(t, tp) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			client := testpb.NewTestServiceClient(tc.cc)
@@ -128,17 +136,9 @@ func TestGRPCServerStreaming(t *testing.T) {
 }
 
 func TestGRPCUnaryIdentity(t *testing.T) {
+	tp := env.topology(t, "mesh")
 	t.Parallel()
-	gw := env.gateway(t, "gw-grpc")
-	cl := env.gateway(t, "gw-client")
-	for _, tc := range []struct {
-		name   string
-		cc     *grpc.ClientConn
-		caller spiffeid.ID
-	}{
-		{"outbound sidecar", grpcPlain(t, cl.addr("to-grpc")), idClientWeb},
-		{"direct mTLS", grpcDirect(t, gw.addr("grpc-in"), idAllowed, idGWGRPC), idAllowed},
-	} {
+	for _, tc := range grpcCallers(t, tp) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -164,9 +164,10 @@ func TestGRPCUnaryIdentity(t *testing.T) {
 }
 
 func TestGRPCDenied(t *testing.T) {
+	tp := env.topology(t, "mesh")
 	t.Parallel()
-	gw := env.gateway(t, "gw-grpc")
-	cl := env.gateway(t, "gw-client")
+	gw := tp.gateway(t, "gw-grpc")
+	cl := tp.gateway(t, "gw-client")
 	allowed := testpb.NewTestServiceClient(grpcDirect(t, gw.addr("grpc-in"), idAllowed, idGWGRPC))
 	stranger := testpb.NewTestServiceClient(grpcDirect(t, gw.addr("grpc-in"), idStranger, idGWGRPC))
 	web := testpb.NewTestServiceClient(grpcPlain(t, cl.addr("to-grpc")))

@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -148,7 +147,9 @@ func fetchJWTSVID(t testing.TB, id spiffeid.ID, audience string) string {
 	if ok {
 		return tok
 	}
-	cli, ok := jwtAgentCLIs[id]
+	jwtAgentCLIs.Lock()
+	cli, ok := jwtAgentCLIs.m[id]
+	jwtAgentCLIs.Unlock()
 	if !ok {
 		t.Fatalf("no spire-agent copy registered for %s", id)
 	}
@@ -280,82 +281,10 @@ func signES256(t testing.TB, key *ecdsa.PrivateKey, hdr, claims any) string {
 	return useToken(input + "." + b64url(sig))
 }
 
-// ---- audit records of the JWT tests ----
-
-type jwtAuditRecord struct {
-	Listener string `json:"listener"`
-	Mode     string `json:"mode"`
-	Source   struct {
-		SPIFFEID string `json:"spiffe_id"`
-	} `json:"source"`
-	JWT struct {
-		Sub               string   `json:"sub"`
-		Aud               []string `json:"aud"`
-		JTI               string   `json:"jti"`
-		Exp               string   `json:"exp"`
-		TokenSHA256Prefix string   `json:"token_sha256_prefix"`
-	} `json:"jwt"`
-	Request struct {
-		Method     string `json:"method"`
-		Path       string `json:"path"`
-		GRPCMethod string `json:"grpc_method"`
-		GRPCStatus string `json:"grpc_status"`
-	} `json:"request"`
-	Decision struct {
-		Result string `json:"result"`
-		Rule   string `json:"rule"`
-		Reason string `json:"reason"`
-	} `json:"decision"`
-	Status   int `json:"status"`
-	Upstream struct {
-		Status int `json:"status"`
-	} `json:"upstream"`
-}
-
-func (r *jwtAuditRecord) String() string {
-	b, _ := json.Marshal(r)
-	return string(b)
-}
-
-// findJWTAudit polls g's audit trail for a record of listener that match accepts.
-func findJWTAudit(t testing.TB, g *gateway, listener string, match func(*jwtAuditRecord) bool) *jwtAuditRecord {
-	t.Helper()
-	var found *jwtAuditRecord
-	var seen []string
-	err := poll(5*time.Second, 100*time.Millisecond, func() error {
-		b, err := os.ReadFile(g.audit)
-		if err != nil {
-			return err
-		}
-		seen = seen[:0]
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			var r jwtAuditRecord
-			if line == "" || json.Unmarshal([]byte(line), &r) != nil || r.Listener != listener {
-				continue
-			}
-			if match(&r) {
-				found = &r
-				return nil
-			}
-			seen = append(seen, line)
-		}
-		return errors.New("no matching audit record")
-	})
-	if err != nil {
-		if len(seen) > 8 {
-			seen = seen[len(seen)-8:]
-		}
-		t.Fatalf("%s: no audit record of listener %s as expected: %v; last records:\n%s", g.name, listener, err, indent(strings.Join(seen, "\n")))
-	}
-	return found
-}
-
-func byPath(path string) func(*jwtAuditRecord) bool {
-	return func(r *jwtAuditRecord) bool { return r.Request.Path == path }
-}
+// ---- audit records and clients ----
 
 // checkJWTAudit checks what a record says of a token that passed validation.
-func checkJWTAudit(t testing.TB, rec *jwtAuditRecord, tok string, sub spiffeid.ID, aud string) {
+func checkJWTAudit(t testing.TB, rec *auditRecord, tok string, sub spiffeid.ID, aud string) {
 	t.Helper()
 	if rec.JWT.Sub != sub.String() {
 		t.Errorf("audit jwt.sub = %q, want %q; record %s", rec.JWT.Sub, sub, rec)
@@ -373,13 +302,7 @@ func checkJWTAudit(t testing.TB, rec *jwtAuditRecord, tok string, sub spiffeid.I
 	}
 }
 
-// ---- clients ----
-
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
-
-func jwtInClient(t testing.TB, caller spiffeid.ID, h2 bool) *http.Client {
-	return httpsClient(clientTLS(t, caller, idJWTIn), h2, true)
-}
 
 func protoName(h2 bool) string {
 	if h2 {
@@ -401,18 +324,19 @@ func expectNoAuthorization(t testing.TB, what string, e *echo) {
 // ---- tests ----
 
 func TestJWTInboundValidToken(t *testing.T) {
+	tp := env.topology(t, "jwt")
 	t.Parallel()
-	gw := env.gateway(t, "gw-jwt-in")
+	gw := tp.gateway(t, "gw-jwt-in")
 	in := "https://" + gw.addr("jwt-in")
 	tok := fetchJWTSVID(t, idAllowed, audJWTIn)
 
 	for _, h2 := range []bool{false, true} {
 		t.Run(protoName(h2), func(t *testing.T) {
 			path := "/jwt/echo/valid-" + protoName(h2)
-			r := mustDo(t, jwtInClient(t, idAllowed, h2), http.MethodGet, in+path, bearer(tok))
+			r := mustDo(t, gw.client(t, idAllowed, h2), http.MethodGet, in+path, bearer(tok))
 			expectEcho(t, "valid JWT-SVID", r, xfcc(idJWTIn, idAllowed))
 			expectNoAuthorization(t, "valid JWT-SVID", r.echo)
-			rec := findJWTAudit(t, gw, "jwt-in", byPath(path))
+			rec := gw.recordAt(t, "jwt-in", path)
 			if rec.Decision.Result != "allow" || rec.Decision.Rule != "jwt-echo" || rec.Status != 200 || rec.Upstream.Status != 200 {
 				t.Errorf("audit record: want allow by jwt-echo, 200 from upstream; got %s", rec)
 			}
@@ -427,11 +351,11 @@ func TestJWTInboundValidToken(t *testing.T) {
 	// the audience of every other rule it is presented to.
 	t.Run("cached token, rule with another audience", func(t *testing.T) {
 		path := "/jwt-b/echo/cached"
-		r := mustDo(t, jwtInClient(t, idAllowed, false), http.MethodGet, in+path, bearer(tok))
+		r := mustDo(t, gw.client(t, idAllowed, false), http.MethodGet, in+path, bearer(tok))
 		if r.code != http.StatusUnauthorized || r.echo != nil {
 			t.Fatalf("token for %s on a rule requiring %s: status %d, want 401; body %.300q", audJWTIn, audJWTB, r.code, r.body)
 		}
-		rec := findJWTAudit(t, gw, "jwt-in", byPath(path))
+		rec := gw.recordAt(t, "jwt-in", path)
 		if want := "jwt audience mismatch (rule jwt-other-audience)"; rec.Decision.Reason != want || rec.Status != 401 {
 			t.Errorf("audit: want 401 with reason %q, got %s", want, rec)
 		}
@@ -442,26 +366,27 @@ func TestJWTInboundValidToken(t *testing.T) {
 	t.Run("another workload with its own token", func(t *testing.T) {
 		path := "/jwt/echo/stranger-own-token"
 		own := fetchJWTSVID(t, idStranger, audJWTIn)
-		r := mustDo(t, jwtInClient(t, idStranger, false), http.MethodGet, in+path, bearer(own))
+		r := mustDo(t, gw.client(t, idStranger, false), http.MethodGet, in+path, bearer(own))
 		expectEcho(t, "stranger with its own token", r, xfcc(idJWTIn, idStranger))
-		checkJWTAudit(t, findJWTAudit(t, gw, "jwt-in", byPath(path)), own, idStranger, audJWTIn)
+		checkJWTAudit(t, gw.recordAt(t, "jwt-in", path), own, idStranger, audJWTIn)
 	})
 }
 
 func TestJWTSubjectPeer(t *testing.T) {
+	tp := env.topology(t, "jwt")
 	t.Parallel()
-	gw := env.gateway(t, "gw-jwt-in")
+	gw := tp.gateway(t, "gw-jwt-in")
 	in := "https://" + gw.addr("jwt-in")
 	other := fetchJWTSVID(t, idStranger, audJWTIn) // valid, right audience, but not the caller's
 
 	for _, h2 := range []bool{false, true} {
 		t.Run(protoName(h2), func(t *testing.T) {
 			path := "/jwt/echo/subject-peer-" + protoName(h2)
-			r := mustDo(t, jwtInClient(t, idAllowed, h2), http.MethodGet, in+path, bearer(other))
+			r := mustDo(t, gw.client(t, idAllowed, h2), http.MethodGet, in+path, bearer(other))
 			if r.code != http.StatusUnauthorized || r.echo != nil {
 				t.Fatalf("%s presenting %s's token: status %d, want 401; body %.300q", idAllowed, idStranger, r.code, r.body)
 			}
-			rec := findJWTAudit(t, gw, "jwt-in", byPath(path))
+			rec := gw.recordAt(t, "jwt-in", path)
 			if want := "jwt subject not allowed (rule jwt-echo)"; rec.Decision.Reason != want || rec.Decision.Result != "deny" || rec.Status != 401 {
 				t.Errorf("audit: want deny, 401, reason %q; got %s", want, rec)
 			}
@@ -472,11 +397,20 @@ func TestJWTSubjectPeer(t *testing.T) {
 	}
 }
 
-func TestJWTInboundRejected(t *testing.T) {
-	t.Parallel()
-	gw := env.gateway(t, "gw-jwt-in")
-	in := "https://" + gw.addr("jwt-in")
+// jwtRejection is a request gw-jwt-in must refuse with 401, and the reason
+// its audit record must give.
+type jwtRejection struct {
+	name   string
+	hdr    http.Header
+	reason string
+	jwt    bool // the record carries the token's claims (it passed validation)
+	h1only bool
+}
 
+// jwtRejections crafts, from a valid JWT-SVID of test/allowed and the
+// trust bundle's key, every kind of token svidgate must refuse.
+func jwtRejections(t testing.TB) []jwtRejection {
+	t.Helper()
 	valid := fetchJWTSVID(t, idAllowed, audJWTIn)
 	vparts := strings.Split(valid, ".")
 	vhdr, vclaims := jwtParts(t, valid)
@@ -538,13 +472,7 @@ func TestJWTInboundRejected(t *testing.T) {
 	huge := useToken(strings.Repeat("A", 64<<10))
 	over := useToken(vparts[0] + "." + vparts[1] + strings.Repeat("A", 8200) + "." + vparts[2])
 
-	cases := []struct {
-		name   string
-		hdr    http.Header
-		reason string
-		jwt    bool // the record carries the token's claims (it passed validation)
-		h1only bool
-	}{
+	return []jwtRejection{
 		{"no token", nil, "jwt: no_token", false, false},
 		{"not bearer", http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}, "jwt: not_bearer", false, false},
 		{"wrong audience", bearer(fetchJWTSVID(t, idAllowed, audNobody)), "jwt audience mismatch (rule jwt-echo)", true, false},
@@ -560,7 +488,15 @@ func TestJWTInboundRejected(t *testing.T) {
 		{"64 KiB token", bearer(huge), "jwt: too_large", false, true},
 		{"token over max_token_bytes", bearer(over), "jwt: too_large", false, false},
 	}
-	for i, tc := range cases {
+}
+
+func TestJWTInboundRejected(t *testing.T) {
+	tp := env.topology(t, "jwt")
+	t.Parallel()
+	gw := tp.gateway(t, "gw-jwt-in")
+	in := "https://" + gw.addr("jwt-in")
+
+	for i, tc := range jwtRejections(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			for _, h2 := range []bool{false, true} {
@@ -568,11 +504,11 @@ func TestJWTInboundRejected(t *testing.T) {
 					continue // over HTTP/2 a 64 KiB header exceeds the advertised header list size
 				}
 				path := fmt.Sprintf("/jwt/echo/rejected-%d-%s", i, protoName(h2))
-				r := mustDo(t, jwtInClient(t, idAllowed, h2), http.MethodGet, in+path, tc.hdr)
+				r := mustDo(t, gw.client(t, idAllowed, h2), http.MethodGet, in+path, tc.hdr)
 				if r.code != http.StatusUnauthorized || r.echo != nil {
 					t.Fatalf("%s: status %d, want 401 without reaching the upstream; body %.300q", protoName(h2), r.code, r.body)
 				}
-				rec := findJWTAudit(t, gw, "jwt-in", byPath(path))
+				rec := gw.recordAt(t, "jwt-in", path)
 				if rec.Decision.Result != "deny" || rec.Decision.Reason != tc.reason || rec.Status != 401 || rec.Upstream.Status != 0 {
 					t.Errorf("%s: audit: want deny, 401, reason %q, no upstream; got %s", protoName(h2), tc.reason, rec)
 				}
@@ -585,10 +521,11 @@ func TestJWTInboundRejected(t *testing.T) {
 }
 
 func TestJWTExpired(t *testing.T) {
+	tp := env.topology(t, "jwt")
 	t.Parallel()
-	gw := env.gateway(t, "gw-jwt-in")
+	gw := tp.gateway(t, "gw-jwt-in")
 	in := "https://" + gw.addr("jwt-in")
-	c := jwtInClient(t, idAllowed, false)
+	c := gw.client(t, idAllowed, false)
 	leeway, _ := time.ParseDuration(jwtInLeeway)
 
 	// seen is presented while valid, so that it is cached; unseen only once
@@ -612,7 +549,7 @@ func TestJWTExpired(t *testing.T) {
 			t.Errorf("%s token past exp+leeway: status %d, want 401; body %.300q", tc.name, r.code, r.body)
 			continue
 		}
-		rec := findJWTAudit(t, gw, "jwt-in", byPath(path))
+		rec := gw.recordAt(t, "jwt-in", path)
 		if rec.Decision.Reason != "jwt: expired" || rec.Status != 401 {
 			t.Errorf("%s token: audit: want 401 with reason %q; got %s", tc.name, "jwt: expired", rec)
 		}
@@ -620,8 +557,9 @@ func TestJWTExpired(t *testing.T) {
 }
 
 func TestJWTGRPCUnauthenticated(t *testing.T) {
+	tp := env.topology(t, "jwt")
 	t.Parallel()
-	gw := env.gateway(t, "gw-jwt-in")
+	gw := tp.gateway(t, "gw-jwt-in")
 	client := testpb.NewTestServiceClient(grpcDirect(t, gw.addr("jwt-grpc-in"), idAllowed, idJWTIn))
 	valid := fetchJWTSVID(t, idAllowed, audJWTIn)
 	wrongAud := fetchJWTSVID(t, idAllowed, audNobody)
@@ -647,8 +585,8 @@ func TestJWTGRPCUnauthenticated(t *testing.T) {
 				t.Fatalf("UnaryCall: %v (code %v), want %v", err, got, tc.want)
 			}
 			wantStatus := fmt.Sprint(int(tc.want))
-			rec := findJWTAudit(t, gw, "jwt-grpc-in", func(r *jwtAuditRecord) bool {
-				return r.Decision.Reason == tc.reason && r.Request.GRPCStatus == wantStatus
+			rec := gw.waitRecord(t, tc.name, func(r *auditRecord) bool {
+				return r.Listener == "jwt-grpc-in" && r.Decision.Reason == tc.reason && r.Request.GRPCStatus == wantStatus
 			})
 			if rec.Request.GRPCMethod != "/grpc.testing.TestService/UnaryCall" {
 				t.Errorf("audit grpc_method = %q", rec.Request.GRPCMethod)
@@ -661,9 +599,10 @@ func TestJWTGRPCUnauthenticated(t *testing.T) {
 }
 
 func TestEdgeRequiresJWTSVID(t *testing.T) {
+	tp := env.topology(t, "jwt")
 	t.Parallel()
-	edge := env.gateway(t, "gw-jwt-edge")
-	inner := env.gateway(t, "gw-jwt-in")
+	edge := tp.gateway(t, "gw-jwt-edge")
+	inner := tp.gateway(t, "gw-jwt-in")
 	url := "https://" + edge.addr("jwt-edge")
 	m, err := env.spire.mint(idAllowed)
 	if err != nil {
@@ -703,7 +642,7 @@ func TestEdgeRequiresJWTSVID(t *testing.T) {
 					t.Errorf("%s: status %d, want %d without reaching the service; body %.300q", tc.name, r.code, tc.want, r.body)
 					continue
 				}
-				rec := findJWTAudit(t, edge, "jwt-edge", byPath(path))
+				rec := edge.recordAt(t, "jwt-edge", path)
 				if rec.Decision.Reason != tc.reason || rec.Status != tc.want || rec.Mode != "edge" {
 					t.Errorf("%s: edge audit: want %d with reason %q; got %s", tc.name, tc.want, tc.reason, rec)
 				}
@@ -717,12 +656,12 @@ func TestEdgeRequiresJWTSVID(t *testing.T) {
 			if r.echo.Path != path {
 				t.Errorf("the service saw path %q, want %q", r.echo.Path, path)
 			}
-			rec := findJWTAudit(t, edge, "jwt-edge", byPath(path))
+			rec := edge.recordAt(t, "jwt-edge", path)
 			if rec.Decision.Result != "allow" || rec.Decision.Rule != "edge-allowed" || rec.Source.SPIFFEID != idAllowed.String() || rec.Status != 200 {
 				t.Errorf("edge audit: want allow by edge-allowed for caller %s (the token's subject), 200; got %s", idAllowed, rec)
 			}
 			checkJWTAudit(t, rec, valid, idAllowed, audJWTEdge)
-			irec := findJWTAudit(t, inner, "jwt-in", byPath(path))
+			irec := inner.recordAt(t, "jwt-in", path)
 			if irec.Decision.Rule != "edge-internal" || irec.Source.SPIFFEID != idJWTEdge.String() || irec.Status != 200 {
 				t.Errorf("internal gateway audit: want allow by edge-internal from %s; got %s", idJWTEdge, irec)
 			}
@@ -731,9 +670,10 @@ func TestEdgeRequiresJWTSVID(t *testing.T) {
 }
 
 func TestEgressAttachesJWTSVID(t *testing.T) {
+	tp := env.topology(t, "jwt")
 	t.Parallel()
-	out := env.gateway(t, "gw-jwt-out")
-	in := env.gateway(t, "gw-jwt-in")
+	out := tp.gateway(t, "gw-jwt-out")
+	in := tp.gateway(t, "gw-jwt-in")
 	c := plainClient(false, true)
 	egress := "http://" + out.addr("jwt-egress")
 
@@ -742,7 +682,7 @@ func TestEgressAttachesJWTSVID(t *testing.T) {
 	r := mustDo(t, c, http.MethodGet, egress+"/jwt/echo/egress", nil)
 	expectEcho(t, "outbound with jwt_audience", r, xfcc(idJWTIn, idJWTOut))
 	expectNoAuthorization(t, "outbound with jwt_audience", r.echo)
-	rec := findJWTAudit(t, in, "jwt-in", byPath("/jwt/echo/egress"))
+	rec := in.recordAt(t, "jwt-in", "/jwt/echo/egress")
 	if rec.Decision.Rule != "jwt-echo" || rec.JWT.Sub != idJWTOut.String() || !slices.Equal(rec.JWT.Aud, []string{audJWTIn}) {
 		t.Errorf("upstream audit: want allow by jwt-echo of a token for %s from %s; got %s", audJWTIn, idJWTOut, rec)
 	}
@@ -752,7 +692,7 @@ func TestEgressAttachesJWTSVID(t *testing.T) {
 	if r.code != http.StatusUnauthorized || r.echo != nil {
 		t.Fatalf("outbound without jwt_audience: status %d, want 401; body %.300q", r.code, r.body)
 	}
-	nrec := findJWTAudit(t, in, "jwt-in", byPath("/jwt/echo/egress-none"))
+	nrec := in.recordAt(t, "jwt-in", "/jwt/echo/egress-none")
 	if nrec.Decision.Reason != "jwt: no_token" || nrec.Source.SPIFFEID != idJWTOut.String() {
 		t.Errorf("upstream audit: want no_token from %s; got %s", idJWTOut, nrec)
 	}
@@ -777,7 +717,7 @@ func TestEgressAttachesJWTSVID(t *testing.T) {
 		if !slices.Contains(anyStrings(claims["aud"]), audJWTIn) {
 			t.Errorf("attached token aud = %v, want %s", claims["aud"], audJWTIn)
 		}
-		checkJWTAudit(t, findJWTAudit(t, in, "jwt-in", byPath(path)), tok, idJWTOut, audJWTIn)
+		checkJWTAudit(t, in.recordAt(t, "jwt-in", path), tok, idJWTOut, audJWTIn)
 		attached = append(attached, tok)
 	}
 	if attached[0] != attached[1] {

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// The gateways of the JWT-SVID tests (issue 3):
+// The topology jwt, of the JWT-SVID tests (issue 3):
 //
 //	gw-jwt-in (jwt/in)     jwt-in      ──▶ httpecho   [rule.jwt] per rule, [jwt] leeway 1s
 //	                       jwt-grpc-in ──▶ grpcecho   [rule.jwt] on a gRPC method
@@ -17,9 +18,9 @@ import (
 //	                       jwt-egress-none (no jwt_audience)         ──▶ gw-jwt-in
 //
 // The test clients fetch their JWT-SVIDs from agent-a with copies of the
-// spire-agent binary, one per identity (see jwtAgentCLIs), registered here
-// during set-up so that the agent has synced the entries before the tests
-// run.
+// spire-agent binary, one per identity (see jwtAgentCLIs), registered
+// with the topology so that the agent syncs the entries while the
+// gateways start.
 var (
 	idJWTIn   = spiffeid.RequireFromPath(td, "/jwt/in")
 	idJWTEdge = spiffeid.RequireFromPath(td, "/jwt/edge")
@@ -108,10 +109,13 @@ paths   = ["/edge/**"]
 
 // jwtAgentCLIs maps a test identity to its copy of spire-agent, whose
 // `api fetch jwt` the agent attests as that identity.
-var jwtAgentCLIs = map[spiffeid.ID]string{}
+var jwtAgentCLIs struct {
+	sync.Mutex
+	m map[spiffeid.ID]string
+}
 
 func init() {
-	moreGateways = append(moreGateways, jwtGateways)
+	defineTopology("jwt", jwtGateways)
 }
 
 func jwtGateways(h *harness) ([]*gateway, error) {
@@ -127,16 +131,17 @@ func jwtGateways(h *harness) ([]*gateway, error) {
 		if err := h.spire.register(h.agentA, id, 0, "unix:path:"+bin); err != nil {
 			return nil, fmt.Errorf("register JWT client %s: %w", id, err)
 		}
-		jwtAgentCLIs[id] = bin
+		jwtAgentCLIs.Lock()
+		if jwtAgentCLIs.m == nil {
+			jwtAgentCLIs.m = map[spiffeid.ID]string{}
+		}
+		jwtAgentCLIs.m[id] = bin
+		jwtAgentCLIs.Unlock()
 	}
 
-	addrs := map[string]string{}
-	for _, name := range []string{"jwt-in", "jwt-grpc-in", "jwt-edge", "jwt-egress", "jwt-egress-none"} {
-		a, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		addrs[name] = a
+	addrs, err := freeAddrs("jwt-in", "jwt-grpc-in", "jwt-edge", "jwt-egress", "jwt-egress-none")
+	if err != nil {
+		return nil, err
 	}
 	jwtIn := "https://" + addrs["jwt-in"]
 	return []*gateway{

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,17 +39,21 @@ type harness struct {
 	// svidgate is the freshly built gateway binary; run copies of it only.
 	svidgate string
 	spire    *spireEnv
-	agentA   *spireAgent // serves most gateways
-	agentB   *spireAgent // serves the gateways of the agent-restart test only
+	agentA   *spireAgent // serves every gateway but those of topologies with an agent of their own
 
 	httpecho     string // host:port
 	httpechoSock string // unix socket path
 	grpcecho     string // host:port
 
-	gateways map[string]*gateway
-	// stops ends the services test files started (moreServices), in
-	// reverse order, at teardown.
+	mu       sync.Mutex
+	tops     map[string]*topology // started (or starting) topologies, by name
+	gateways []*gateway           // every gateway a topology started, for teardown
+	// stops ends what topologies started besides gateways (a Redis, a
+	// tmpfs), in reverse order, at teardown, after the gateways.
 	stops []func()
+	// starting counts topology starts in flight: teardown waits for them
+	// (each is bounded) so that it stops every process they start.
+	starting sync.WaitGroup
 }
 
 // afterTeardown lets a test file check the files of the run once every
@@ -118,7 +124,7 @@ func setup() (*harness, error) {
 	if dir, err = filepath.EvalSymlinks(dir); err != nil {
 		return nil, err
 	}
-	h := &harness{root: root, dir: dir, binDir: filepath.Join(dir, "bin"), gateways: map[string]*gateway{}}
+	h := &harness{root: root, dir: dir, binDir: filepath.Join(dir, "bin"), tops: map[string]*topology{}}
 	for _, d := range []string{h.binDir, filepath.Join(dir, "spire"), filepath.Join(dir, "logs"), filepath.Join(dir, "gw")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return h, err
@@ -138,9 +144,6 @@ func setup() (*harness, error) {
 	if err == nil {
 		h.agentA, err = h.spire.startAgent("agent-a")
 	}
-	if err == nil {
-		h.agentB, err = h.spire.startAgent("agent-b")
-	}
 	wg.Wait()
 	if err != nil {
 		return h, fmt.Errorf("SPIRE: %w", err)
@@ -148,18 +151,11 @@ func setup() (*harness, error) {
 	if buildErr != nil {
 		return h, buildErr
 	}
-	t1 := time.Now()
 	if err := h.startBackends(); err != nil {
 		return h, err
 	}
-	if err := h.startServices(); err != nil {
-		return h, err
-	}
-	if err := h.startGateways(); err != nil {
-		return h, err
-	}
-	fmt.Fprintf(os.Stderr, "integration: built and started SPIRE in %v, gateways ready %v later (race=%v, dir %s)\n",
-		t1.Sub(t0).Round(100*time.Millisecond), time.Since(t1).Round(100*time.Millisecond), raceEnabled, dir)
+	fmt.Fprintf(os.Stderr, "integration: built, started SPIRE and the backends in %v (race=%v, dir %s); topologies start as tests declare them\n",
+		time.Since(t0).Round(100*time.Millisecond), raceEnabled, dir)
 	return h, nil
 }
 
@@ -228,67 +224,77 @@ func (h *harness) startBackends() error {
 	return nil
 }
 
-// moreServices lets a test file start services of its own (from an init
-// function), after the sample backends and before the gateways, which may
-// depend on them. Each returns the function that stops what it started
-// (called at teardown, after the gateways); an error fails the setup.
-var moreServices []func(h *harness) (stop func(), err error)
-
-func (h *harness) startServices() error {
-	for _, start := range moreServices {
-		stop, err := start(h)
-		if stop != nil {
-			h.stops = append(h.stops, stop)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// teardown stops everything; it reports a failure when a gateway did not
-// exit 0 on SIGTERM or a race was detected in one.
+// teardown stops everything the run started. It reports a failure when a
+// gateway had died or did not exit 0 on SIGTERM, or when the log of any
+// child process (gateways, SPIRE, services) holds a data race report.
 func teardown(h *harness) (failed bool) {
 	if h != nil {
-		// Stop the gateways at once: each drains for up to a second.
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for _, g := range h.gateways {
-			if g.proc == nil {
-				continue
-			}
-			wg.Go(func() {
-				msg := ""
-				switch {
-				case g.proc.exited():
-					msg = fmt.Sprintf("integration: gateway %s had ended before teardown (%v); log tail:\n%s\n", g.name, g.proc.err, indent(g.proc.tail(15)))
-				case !g.proc.stop(syscall.SIGTERM, 20*time.Second):
-					msg = fmt.Sprintf("integration: gateway %s did not exit within 20s of SIGTERM\n", g.name)
-				case g.proc.exitCode() != 0:
-					msg = fmt.Sprintf("integration: gateway %s exited %d on SIGTERM, want 0; log tail:\n%s\n", g.name, g.proc.exitCode(), indent(g.proc.tail(15)))
-				}
-				if msg != "" {
-					mu.Lock()
-					fmt.Fprint(os.Stderr, msg)
-					failed = true
-					mu.Unlock()
-				}
-			})
+		h.starting.Wait()
+		h.reportTopologies()
+		h.mu.Lock()
+		gws, stops := slices.Clone(h.gateways), slices.Clone(h.stops)
+		h.mu.Unlock()
+		if stopGateways(gws) {
+			failed = true
 		}
-		wg.Wait()
-		for _, g := range h.gateways {
-			if b, err := os.ReadFile(g.proc.log); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
-				fmt.Fprintf(os.Stderr, "integration: DATA RACE detected in gateway %s, see %s\n", g.name, g.proc.log)
-				failed = true
-			}
-		}
-		for i := len(h.stops) - 1; i >= 0; i-- {
-			h.stops[i]()
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
 		}
 	}
 	killAll()
+	if racyLogs() {
+		failed = true
+	}
 	return failed
+}
+
+// stopGateways sends SIGTERM to every gateway at once (each drains for up
+// to a second) and reports whether one had died or did not exit 0.
+func stopGateways(gws []*gateway) (failed bool) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, g := range gws {
+		wg.Go(func() {
+			msg := ""
+			switch {
+			case g.proc.exited():
+				msg = fmt.Sprintf("integration: gateway %s had ended before teardown (%v); log tail:\n%s\n", g.name, g.proc.err, indent(g.proc.tail(15)))
+			case !g.proc.stop(syscall.SIGTERM, 20*time.Second):
+				msg = fmt.Sprintf("integration: gateway %s did not exit within 20s of SIGTERM\n", g.name)
+			case g.proc.exitCode() != 0:
+				msg = fmt.Sprintf("integration: gateway %s exited %d on SIGTERM, want 0; log tail:\n%s\n", g.name, g.proc.exitCode(), indent(g.proc.tail(15)))
+			}
+			if msg != "" {
+				mu.Lock()
+				fmt.Fprint(os.Stderr, msg)
+				failed = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failed
+}
+
+// racyLogs reports whether the log of any process the run started holds a
+// report of the race detector: the gateways are built with -race when the
+// tests run with it, and a race in a process that exited 0 shows only there.
+func racyLogs() (found bool) {
+	procs.Lock()
+	all := slices.Clone(procs.all)
+	procs.Unlock()
+	checked := map[string]bool{}
+	for _, p := range all {
+		if checked[p.log] {
+			continue // a restarted process appends to the same log
+		}
+		checked[p.log] = true
+		if b, err := os.ReadFile(p.log); err == nil && bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+			fmt.Fprintf(os.Stderr, "integration: DATA RACE detected in %s, see %s\n", p.name, p.log)
+			found = true
+		}
+	}
+	return found
 }
 
 // get fetches url with a bounded time and decodes a JSON answer into v when v

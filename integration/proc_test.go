@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -216,4 +218,33 @@ func poll(timeout, interval time.Duration, f func() error) error {
 // indent prefixes every line of s, for readable multi-line failure messages.
 func indent(s string) string {
 	return "    | " + strings.ReplaceAll(s, "\n", "\n    | ")
+}
+
+// runSvidgate runs the svidgate binary under test as a command (validate,
+// audit verify, policy suggest…) with a bounded time and returns its exit
+// code and outputs. A race report in its output fails the test: the binary
+// is built with -race when the tests are, and a command run leaves no log
+// for teardown to check.
+func runSvidgate(t testing.TB, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, env.svidgate, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err := cmd.Run()
+	if strings.Contains(errb.String(), "WARNING: DATA RACE") {
+		t.Errorf("svidgate %s: the race detector reported:\n%s", strings.Join(args, " "), indent(errb.String()))
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out.String(), errb.String()
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		return ee.ExitCode(), out.String(), errb.String()
+	default:
+		t.Fatalf("svidgate %s: %v\n%s", strings.Join(args, " "), err, indent(errb.String()))
+		return -1, "", ""
+	}
 }

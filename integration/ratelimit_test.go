@@ -1,11 +1,8 @@
 package integration
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -26,66 +23,6 @@ import (
 // The integration tests of issue 4: rate limits, quotas, abuse blocking,
 // local and shared through a real redis-server. Topology in
 // ratelimit_topology_test.go.
-
-// rlResp is an answer with its headers.
-type rlResp struct {
-	code int
-	hdr  http.Header
-	body string
-}
-
-// rlTry sends GET url with a bounded time.
-func rlTry(c *http.Client, url string) (rlResp, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return rlResp{}, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return rlResp{}, fmt.Errorf("GET %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return rlResp{}, fmt.Errorf("GET %s: reading body: %w", url, err)
-	}
-	return rlResp{code: resp.StatusCode, hdr: resp.Header, body: string(b)}, nil
-}
-
-// rlGet is rlTry that fails the test on a transport error; call it from
-// the test's goroutine only.
-func rlGet(t testing.TB, c *http.Client, url string) rlResp {
-	t.Helper()
-	r, err := rlTry(c, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-// rlGo is rlTry for other goroutines: a transport error fails the test
-// and gives a zero rlResp.
-func rlGo(t testing.TB, c *http.Client, url string) rlResp {
-	r, err := rlTry(c, url)
-	if err != nil {
-		t.Error(err)
-	}
-	return r
-}
-
-// rlClient is an mTLS HTTP/1.1 client with keep-alive presenting caller to g.
-func rlClient(t testing.TB, caller spiffeid.ID, g *gateway) *http.Client {
-	return httpsClient(clientTLS(t, caller, g.id), false, true)
-}
-
-// fromEcho reports whether an answer came from httpecho, i.e. was forwarded.
-func (r rlResp) fromEcho() bool {
-	var e echo
-	return strings.HasPrefix(r.hdr.Get("Content-Type"), "application/json") &&
-		json.Unmarshal([]byte(r.body), &e) == nil && e.Service == "httpecho"
-}
 
 var (
 	rlPolicyRE = regexp.MustCompile(`^"([^"]+)";q=(\d+);w=(\d+)$`)
@@ -116,107 +53,6 @@ func retryAfter(hdr http.Header) int {
 	return n
 }
 
-// rlRecord is an audit record with the fields of rate limiting.
-type rlRecord struct {
-	Source struct {
-		SPIFFEID string `json:"spiffe_id"`
-	} `json:"source"`
-	Request struct {
-		Path       string `json:"path"`
-		GRPCStatus string `json:"grpc_status"`
-	} `json:"request"`
-	Decision struct {
-		Result string `json:"result"`
-		Rule   string `json:"rule"`
-		Reason string `json:"reason"`
-		DryRun []struct {
-			Rule   string `json:"rule"`
-			Result string `json:"result"`
-		} `json:"dry_run"`
-	} `json:"decision"`
-	RateLimit struct {
-		Rule      string `json:"rule"`
-		Limit     string `json:"limit"`
-		Remaining int64  `json:"remaining"`
-	} `json:"ratelimit"`
-	Status int `json:"status"`
-}
-
-// rlRecords returns the audit records of caller's requests to g, in order.
-func rlRecords(g *gateway, caller spiffeid.ID) ([]rlRecord, error) {
-	f, err := os.Open(g.audit)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []rlRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) == 0 || !strings.Contains(string(line), caller.String()) {
-			continue
-		}
-		var r rlRecord
-		if err := json.Unmarshal(line, &r); err != nil {
-			continue // a line being written; the next poll reads it whole
-		}
-		if r.Source.SPIFFEID == caller.String() {
-			out = append(out, r)
-		}
-	}
-	return out, sc.Err() // in the order written
-}
-
-// rlWaitRecords polls g's audit trail until it holds at least n records of
-// caller, and fails the test after 10s.
-func rlWaitRecords(t testing.TB, g *gateway, caller spiffeid.ID, n int) []rlRecord {
-	t.Helper()
-	var recs []rlRecord
-	err := poll(10*time.Second, 100*time.Millisecond, func() error {
-		var err error
-		if recs, err = rlRecords(g, caller); err != nil {
-			return err
-		}
-		if len(recs) < n {
-			return fmt.Errorf("%d audit records of %s, want at least %d", len(recs), caller, n)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("%s audit trail %s: %v", g.name, g.audit, err)
-	}
-	return recs
-}
-
-// rlMetric reads one sample of g's /metrics: the series name with exactly
-// the labels given (in Prometheus's order, sorted by name), 0 if absent.
-func rlMetric(t testing.TB, g *gateway, series string) float64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.adminURL("/metrics"), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s /metrics: %v", g.name, g.diagnose(err))
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("%s /metrics: %q: %v", g.name, line, err)
-			}
-			return f
-		}
-	}
-	return 0
-}
-
 // rlLogCount counts the lines of g's log that contain every one of parts.
 func rlLogCount(g *gateway, parts ...string) int {
 	b, _ := os.ReadFile(g.proc.log)
@@ -237,18 +73,19 @@ lines:
 // Retry-After and the RateLimit headers while another caller, at the same
 // time and under the same rule, is served; the audit record names the limit.
 func TestRateLimitOneCallerNotAnother(t *testing.T) {
+	tp := env.topology(t, "rl-local")
 	t.Parallel()
-	g := env.gateway(t, "gw-rl-local")
+	g := tp.gateway(t, "gw-rl-local")
 	url := "https://" + g.addr("rl-http") + "/echo/limited"
 	noisyID, quietID := rlID("noisy"), rlID("quiet")
-	noisy, quiet := rlClient(t, noisyID, g), rlClient(t, quietID, g)
+	noisy, quiet := g.client(t, noisyID, false), g.client(t, quietID, false)
 
 	// 3/m burst 3: T = 20s, nothing refills within the test. After the
 	// i-th request of a full bucket r = 3-i and t (until full again) = 20·i
 	// seconds, less the time since the first request (rounded up).
-	checkAllowed := func(who string, i int, r rlResp) {
+	checkAllowed := func(who string, i int, r *result) {
 		t.Helper()
-		if r.code != http.StatusOK || !r.fromEcho() {
+		if r.code != http.StatusOK || r.echo == nil {
 			t.Fatalf("%s request %d: %d, want 200 from httpecho: %.200q", who, i, r.code, r.body)
 		}
 		q, w, rem, reset, err := rlHeaders(r.hdr, "rl-echo")
@@ -263,21 +100,21 @@ func TestRateLimitOneCallerNotAnother(t *testing.T) {
 		}
 	}
 	for i := 1; i <= 3; i++ {
-		checkAllowed("noisy", i, rlGet(t, noisy, url))
+		checkAllowed("noisy", i, mustDo(t, noisy, http.MethodGet, url, nil))
 	}
 
 	// Now, at the same time: the noisy caller floods, the quiet one spends
 	// its own burst.
 	const flood = 8
-	noisyAnswers := make([]rlResp, flood)
-	quietAnswers := make([]rlResp, 3)
+	noisyAnswers := make([]*result, flood)
+	quietAnswers := make([]*result, 3)
 	var wg sync.WaitGroup
 	for i := range flood {
-		wg.Go(func() { noisyAnswers[i] = rlGo(t, noisy, url) })
+		wg.Go(func() { noisyAnswers[i] = doOrError(t, noisy, http.MethodGet, url, nil) })
 	}
 	wg.Go(func() {
 		for i := range quietAnswers {
-			quietAnswers[i] = rlGo(t, quiet, url)
+			quietAnswers[i] = doOrError(t, quiet, http.MethodGet, url, nil)
 		}
 	})
 	wg.Wait()
@@ -288,10 +125,10 @@ func TestRateLimitOneCallerNotAnother(t *testing.T) {
 		checkAllowed("quiet (during the flood)", i+1, r)
 	}
 	for i, r := range noisyAnswers {
-		if r.code != http.StatusTooManyRequests || r.fromEcho() {
+		if r.code != http.StatusTooManyRequests || r.echo != nil {
 			t.Fatalf("noisy flood request %d: %d, want 429 not forwarded: %.200q", i, r.code, r.body)
 		}
-		if !strings.Contains(r.body, "too many requests: limit 3/m") {
+		if !strings.Contains(string(r.body), "too many requests: limit 3/m") {
 			t.Errorf("noisy flood request %d: body %q, want it to name the limit 3/m", i, r.body)
 		}
 		// The bucket is empty: one token in T = 20s, less the time spent.
@@ -306,7 +143,15 @@ func TestRateLimitOneCallerNotAnother(t *testing.T) {
 		}
 	}
 
-	recs := rlWaitRecords(t, g, noisyID, 3+flood)
+	rlCheckFloodRecords(t, g, noisyID, 3, flood)
+}
+
+// rlCheckFloodRecords checks what g recorded of a caller that spent its
+// burst of 3 on rl-echo (allowed requests) and then flooded (limited ones):
+// one record each, naming the limit, and the limited ones counted.
+func rlCheckFloodRecords(t testing.TB, g *gateway, noisyID spiffeid.ID, allowed, flood int) {
+	t.Helper()
+	recs := g.recordsOf(t, noisyID, allowed+flood)
 	limited := 0
 	for _, rec := range recs {
 		switch rec.Status {
@@ -329,7 +174,7 @@ func TestRateLimitOneCallerNotAnother(t *testing.T) {
 	if limited != flood {
 		t.Errorf("%d limited audit records of %s, want %d", limited, noisyID, flood)
 	}
-	if n := rlMetric(t, g, `svidgate_ratelimit_decisions_total{listener="rl-http",result="limited",rule="rl-echo"}`); n < flood {
+	if n := metric(t, g, `svidgate_ratelimit_decisions_total{listener="rl-http",result="limited",rule="rl-echo"}`); n < float64(flood) {
 		t.Errorf("svidgate_ratelimit_decisions_total limited = %v, want at least %d", n, flood)
 	}
 }
@@ -337,8 +182,9 @@ func TestRateLimitOneCallerNotAnother(t *testing.T) {
 // TestRateLimitGRPC: over gRPC, a caller over its limit gets
 // RESOURCE_EXHAUSTED, with Retry-After in the response metadata.
 func TestRateLimitGRPC(t *testing.T) {
+	tp := env.topology(t, "rl-local")
 	t.Parallel()
-	g := env.gateway(t, "gw-rl-local")
+	g := tp.gateway(t, "gw-rl-local")
 	caller := rlID("grpc")
 	c := testpb.NewTestServiceClient(grpcDirect(t, g.addr("rl-grpc"), caller, g.id))
 	call := func(c testpb.TestServiceClient) (metadata.MD, error) {
@@ -368,7 +214,7 @@ func TestRateLimitGRPC(t *testing.T) {
 	if _, err := call(other); err != nil {
 		t.Errorf("another caller: %v, want OK", err)
 	}
-	recs := rlWaitRecords(t, g, caller, 3)
+	recs := g.recordsOf(t, caller, 3)
 	last := recs[len(recs)-1]
 	if last.Decision.Result != "limited" || last.RateLimit.Rule != "rl-grpc" || last.Request.GRPCStatus != strconv.Itoa(int(codes.ResourceExhausted)) {
 		t.Errorf("audit of the limited call: decision %+v, ratelimit %+v, grpc_status %q; want limited, rule rl-grpc, grpc_status 8",
@@ -379,18 +225,19 @@ func TestRateLimitGRPC(t *testing.T) {
 // TestRateLimitDryRun: a dry-run limit serves every request and audits the
 // ones over the limit as would_limit.
 func TestRateLimitDryRun(t *testing.T) {
+	tp := env.topology(t, "rl-local")
 	t.Parallel()
-	g := env.gateway(t, "gw-rl-local")
+	g := tp.gateway(t, "gw-rl-local")
 	caller := rlID("dry")
-	c := rlClient(t, caller, g)
+	c := g.client(t, caller, false)
 	url := "https://" + g.addr("rl-http") + "/dry/x"
 	const n = 5 // 2/m burst 2: the last 3 are over the limit
 	for i := range n {
-		if r := rlGet(t, c, url); r.code != http.StatusOK || !r.fromEcho() {
+		if r := mustDo(t, c, http.MethodGet, url, nil); r.code != http.StatusOK || r.echo == nil {
 			t.Fatalf("request %d under a dry-run limit: %d, want 200 from httpecho: %.200q", i+1, r.code, r.body)
 		}
 	}
-	recs := rlWaitRecords(t, g, caller, n)
+	recs := g.recordsOf(t, caller, n)
 	would := 0
 	for i, rec := range recs {
 		var entries []string
@@ -413,7 +260,7 @@ func TestRateLimitDryRun(t *testing.T) {
 	if would != n-2 {
 		t.Errorf("%d would_limit entries, want %d", would, n-2)
 	}
-	if v := rlMetric(t, g, `svidgate_ratelimit_decisions_total{listener="rl-http",result="would_limit",rule="rl-dry"}`); v != n-2 {
+	if v := metric(t, g, `svidgate_ratelimit_decisions_total{listener="rl-http",result="would_limit",rule="rl-dry"}`); v != n-2 {
 		t.Errorf("svidgate_ratelimit_decisions_total would_limit = %v, want %d", v, n-2)
 	}
 }
@@ -422,41 +269,80 @@ func TestRateLimitDryRun(t *testing.T) {
 // for the cooldown (3s), even on a route it may use and that has no limit;
 // then it is released. Others are not affected.
 func TestAbuseBlocking(t *testing.T) {
+	tp := env.topology(t, "rl-local")
 	t.Parallel()
-	g := env.gateway(t, "gw-rl-local")
+	g := tp.gateway(t, "gw-rl-local")
 	base := "https://" + g.addr("rl-http")
 	abuserID := rlID("abuser")
-	abuser, bystander := rlClient(t, abuserID, g), rlClient(t, rlID("bystander"), g)
+	abuser, bystander := g.client(t, abuserID, false), g.client(t, rlID("bystander"), false)
 
-	if r := rlGet(t, abuser, base+"/free/x"); r.code != http.StatusOK {
+	if r := mustDo(t, abuser, http.MethodGet, base+"/free/x", nil); r.code != http.StatusOK {
 		t.Fatalf("before any denial: %d, want 200: %.200q", r.code, r.body)
 	}
 	var lastDenial time.Time
 	for i := 1; i <= 4; i++ {
 		lastDenial = time.Now()
-		if r := rlGet(t, abuser, base+"/admin/x"); r.code != http.StatusForbidden {
+		if r := mustDo(t, abuser, http.MethodGet, base+"/admin/x", nil); r.code != http.StatusForbidden {
 			t.Fatalf("denial %d: %d, want 403: %.200q", i, r.code, r.body)
 		}
 	}
-	r := rlGet(t, abuser, base+"/free/x")
-	if r.code != http.StatusTooManyRequests || r.fromEcho() {
+	r := mustDo(t, abuser, http.MethodGet, base+"/free/x", nil)
+	if r.code != http.StatusTooManyRequests || r.echo != nil {
 		t.Fatalf("after 4 denials (threshold 3): %d, want 429 not forwarded: %.200q", r.code, r.body)
 	}
 	if ra := retryAfter(r.hdr); ra < 1 || ra > rlAbuseCooling+1 {
 		t.Errorf("blocked: Retry-After %q, want whole seconds in [1, %d]", r.hdr.Get("Retry-After"), rlAbuseCooling+1)
 	}
-	if !strings.Contains(r.body, "blocked after repeated denials") {
+	if !strings.Contains(string(r.body), "blocked after repeated denials") {
 		t.Errorf("blocked: body %q, want it to say the caller is blocked", r.body)
 	}
 	// Others pass, and one denial of another caller blocks nobody.
-	if r := rlGet(t, bystander, base+"/admin/x"); r.code != http.StatusForbidden {
+	if r := mustDo(t, bystander, http.MethodGet, base+"/admin/x", nil); r.code != http.StatusForbidden {
 		t.Errorf("bystander on a denied route: %d, want 403", r.code)
 	}
-	if r := rlGet(t, bystander, base+"/free/x"); r.code != http.StatusOK {
+	if r := mustDo(t, bystander, http.MethodGet, base+"/free/x", nil); r.code != http.StatusOK {
 		t.Errorf("bystander while the abuser is blocked: %d, want 200: %.200q", r.code, r.body)
 	}
 
-	// /v1/status lists the block.
+	rlCheckBlockListed(t, g, abuserID, lastDenial)
+
+	// Released after the cooldown, not before; knocking while blocked does
+	// not extend the block.
+	cooldown := rlAbuseCooling * time.Second
+	var released time.Duration
+	err := poll(cooldown+5*time.Second, 100*time.Millisecond, func() error {
+		r := mustDo(t, abuser, http.MethodGet, base+"/free/x", nil)
+		switch r.code {
+		case http.StatusOK:
+			released = time.Since(lastDenial)
+			return nil
+		case http.StatusTooManyRequests:
+			return fmt.Errorf("still blocked %v after the last denial", time.Since(lastDenial).Round(time.Millisecond))
+		default:
+			return permanent(fmt.Errorf("while blocked: %d, want 429 or 200: %.200q", r.code, r.body))
+		}
+	})
+	if err != nil {
+		t.Fatalf("not released within cooldown %v + 5s: %v", cooldown, err)
+	}
+	if released < cooldown {
+		t.Errorf("released %v after the last denial, before the cooldown %v", released, cooldown)
+	}
+	// Released means a clean slate: one denial does not block again.
+	if r := mustDo(t, abuser, http.MethodGet, base+"/admin/x", nil); r.code != http.StatusForbidden {
+		t.Errorf("denial after release: %d, want 403", r.code)
+	}
+	if r := mustDo(t, abuser, http.MethodGet, base+"/free/x", nil); r.code != http.StatusOK {
+		t.Errorf("after release and one denial: %d, want 200", r.code)
+	}
+
+	rlCheckBlockRecorded(t, g, abuserID)
+}
+
+// rlCheckBlockListed checks that g's /v1/status lists caller as blocked
+// after 4 denials, until the last one plus the cooldown.
+func rlCheckBlockListed(t testing.TB, g *gateway, abuserID spiffeid.ID, lastDenial time.Time) {
+	t.Helper()
 	var st struct {
 		BlockedCallers []struct {
 			SPIFFEID string    `json:"spiffe_id"`
@@ -479,39 +365,13 @@ func TestAbuseBlocking(t *testing.T) {
 	if !listed {
 		t.Errorf("/v1/status blocked_callers %+v: want %s listed", st.BlockedCallers, abuserID)
 	}
+}
 
-	// Released after the cooldown, not before; knocking while blocked does
-	// not extend the block.
-	cooldown := rlAbuseCooling * time.Second
-	var released time.Duration
-	err := poll(cooldown+5*time.Second, 100*time.Millisecond, func() error {
-		r := rlGet(t, abuser, base+"/free/x")
-		switch r.code {
-		case http.StatusOK:
-			released = time.Since(lastDenial)
-			return nil
-		case http.StatusTooManyRequests:
-			return fmt.Errorf("still blocked %v after the last denial", time.Since(lastDenial).Round(time.Millisecond))
-		default:
-			return permanent(fmt.Errorf("while blocked: %d, want 429 or 200: %.200q", r.code, r.body))
-		}
-	})
-	if err != nil {
-		t.Fatalf("not released within cooldown %v + 5s: %v", cooldown, err)
-	}
-	if released < cooldown {
-		t.Errorf("released %v after the last denial, before the cooldown %v", released, cooldown)
-	}
-	// Released means a clean slate: one denial does not block again.
-	if r := rlGet(t, abuser, base+"/admin/x"); r.code != http.StatusForbidden {
-		t.Errorf("denial after release: %d, want 403", r.code)
-	}
-	if r := rlGet(t, abuser, base+"/free/x"); r.code != http.StatusOK {
-		t.Errorf("after release and one denial: %d, want 200", r.code)
-	}
-
-	// The audit trail shows the block.
-	recs := rlWaitRecords(t, g, abuserID, 8)
+// rlCheckBlockRecorded checks that g's trail and log show the block of
+// the caller of TestAbuseBlocking.
+func rlCheckBlockRecorded(t testing.TB, g *gateway, abuserID spiffeid.ID) {
+	t.Helper()
+	recs := g.recordsOf(t, abuserID, 8)
 	blocked := 0
 	for _, rec := range recs {
 		if rec.Status == http.StatusTooManyRequests {
@@ -536,11 +396,12 @@ func TestAbuseBlocking(t *testing.T) {
 // across both stay within burst + what refills during the test (see
 // docs/POLICY.md, "Shared limits").
 func TestRedisSharedLimitAcrossReplicas(t *testing.T) {
+	tp := env.topology(t, "rl-shared")
 	t.Parallel()
-	a, b := env.gateway(t, "gw-rl-a"), env.gateway(t, "gw-rl-b")
+	a, b := tp.gateway(t, "gw-rl-a"), tp.gateway(t, "gw-rl-b")
 	t.Run("concurrent", func(t *testing.T) {
 		caller := rlID("shared")
-		clients := []*http.Client{rlClient(t, caller, a), rlClient(t, caller, b)}
+		clients := []*http.Client{a.client(t, caller, false), b.client(t, caller, false)}
 		urls := []string{"https://" + a.addr("rl-a") + "/echo/s", "https://" + b.addr("rl-b") + "/echo/s"}
 		const requests, workers = 60, 6
 		var mu sync.Mutex
@@ -551,7 +412,7 @@ func TestRedisSharedLimitAcrossReplicas(t *testing.T) {
 		for range workers {
 			wg.Go(func() {
 				for i := range next {
-					r := rlGo(t, clients[i%2], urls[i%2])
+					r := doOrError(t, clients[i%2], http.MethodGet, urls[i%2], nil)
 					switch r.code {
 					case http.StatusOK:
 						mu.Lock()
@@ -584,14 +445,14 @@ func TestRedisSharedLimitAcrossReplicas(t *testing.T) {
 	})
 	t.Run("spent on one, refused by the other", func(t *testing.T) {
 		caller := rlID("shared-seq")
-		ca, cb := rlClient(t, caller, a), rlClient(t, caller, b)
+		ca, cb := a.client(t, caller, false), b.client(t, caller, false)
 		for i := 1; i <= rlSharedBurst; i++ {
-			r := rlGet(t, ca, "https://"+a.addr("rl-a")+"/echo/s")
+			r := mustDo(t, ca, http.MethodGet, "https://"+a.addr("rl-a")+"/echo/s", nil)
 			if r.code != http.StatusOK {
 				t.Fatalf("request %d via gw-rl-a: %d, want 200: %.200q", i, r.code, r.body)
 			}
 		}
-		r := rlGet(t, cb, "https://"+b.addr("rl-b")+"/echo/s")
+		r := mustDo(t, cb, http.MethodGet, "https://"+b.addr("rl-b")+"/echo/s", nil)
 		if r.code != http.StatusTooManyRequests {
 			t.Fatalf("gw-rl-b after the burst was spent on gw-rl-a: %d, want 429: %.200q", r.code, r.body)
 		}
@@ -614,8 +475,9 @@ func TestRedisSharedLimitAcrossReplicas(t *testing.T) {
 // refuses with 503, the one with "open" allows, both count the errors and log them;
 // Redis restarted on the same port: both share one limit again, on their own.
 func TestRedisFailureModes(t *testing.T) {
+	tp := env.topology(t, "rl-outage")
 	t.Parallel()
-	closed, open := env.gateway(t, "gw-rl-closed"), env.gateway(t, "gw-rl-open")
+	closed, open := tp.gateway(t, "gw-rl-closed"), tp.gateway(t, "gw-rl-open")
 	urlC, urlO := "https://"+closed.addr("rl-closed")+"/echo/o", "https://"+open.addr("rl-open")+"/echo/o"
 	t.Cleanup(func() {
 		if !rlRedisOutage.Running() {
@@ -627,13 +489,13 @@ func TestRedisFailureModes(t *testing.T) {
 
 	// Redis up: one bucket for both (5/m burst 5).
 	caller := rlID("outage")
-	cc, co := rlClient(t, caller, closed), rlClient(t, caller, open)
+	cc, co := closed.client(t, caller, false), open.client(t, caller, false)
 	for i, step := range []struct {
 		c    *http.Client
 		url  string
 		left int
 	}{{cc, urlC, 4}, {co, urlO, 3}} {
-		r := rlGet(t, step.c, step.url)
+		r := mustDo(t, step.c, http.MethodGet, step.url, nil)
 		_, _, rem, _, err := rlHeaders(r.hdr, "rl-outage")
 		if r.code != http.StatusOK || err != nil || rem != step.left {
 			t.Fatalf("step %d with Redis up: %d, r=%d (%v); want 200, r=%d: %.200q", i, r.code, rem, err, step.left, r.body)
@@ -641,14 +503,14 @@ func TestRedisFailureModes(t *testing.T) {
 	}
 
 	rlRedisOutage.Stop()
-	errsC := rlMetric(t, closed, "svidgate_ratelimit_backend_errors_total")
-	errsO := rlMetric(t, open, "svidgate_ratelimit_backend_errors_total")
+	errsC := metric(t, closed, "svidgate_ratelimit_backend_errors_total")
+	errsO := metric(t, open, "svidgate_ratelimit_backend_errors_total")
 	const down = 3
 	for i := range down {
-		r := rlGet(t, cc, urlC)
+		r := mustDo(t, cc, http.MethodGet, urlC, nil)
 		// Failing closed is the gateway's doing, not the caller's: 503
 		// (docs/CONFIG.md), with a short Retry-After.
-		if r.code != http.StatusServiceUnavailable || r.fromEcho() {
+		if r.code != http.StatusServiceUnavailable || r.echo != nil {
 			t.Fatalf("on_failure = closed, Redis down, request %d: %d, want 503 not forwarded: %.200q", i, r.code, r.body)
 		}
 		if ra := retryAfter(r.hdr); ra < 1 || ra > 12 {
@@ -656,16 +518,31 @@ func TestRedisFailureModes(t *testing.T) {
 		}
 	}
 	for i := range 2 * rlOutageBurst { // more than the burst: nothing is limited
-		if r := rlGet(t, co, urlO); r.code != http.StatusOK || !r.fromEcho() {
+		if r := mustDo(t, co, http.MethodGet, urlO, nil); r.code != http.StatusOK || r.echo == nil {
 			t.Fatalf("on_failure = open, Redis down, request %d: %d, want 200 from httpecho: %.200q", i, r.code, r.body)
 		}
 	}
-	if n := rlMetric(t, closed, "svidgate_ratelimit_backend_errors_total") - errsC; n != down {
+	if n := metric(t, closed, "svidgate_ratelimit_backend_errors_total") - errsC; n != down {
 		t.Errorf("gw-rl-closed: %v backend errors counted while Redis was down, want %d", n, down)
 	}
-	if n := rlMetric(t, open, "svidgate_ratelimit_backend_errors_total") - errsO; n != 2*rlOutageBurst {
+	if n := metric(t, open, "svidgate_ratelimit_backend_errors_total") - errsO; n != 2*rlOutageBurst {
 		t.Errorf("gw-rl-open: %v backend errors counted while Redis was down, want %d", n, 2*rlOutageBurst)
 	}
+	rlCheckOutageReported(t, closed, open, caller, down)
+
+	// Redis back on the same port, empty: the gateways reconnect by
+	// themselves, and share one limit again.
+	if err := rlRedisOutage.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	rlCheckSharedAgain(t, closed, open)
+}
+
+// rlCheckOutageReported checks how the two gateways of rl-outage
+// reported the down requests of caller while Redis was down: a log line
+// each, and gw-rl-closed's audit records and decision counter.
+func rlCheckOutageReported(t testing.TB, closed, open *gateway, caller spiffeid.ID, down int) {
+	t.Helper()
 	for _, c := range []struct {
 		g    *gateway
 		mode string
@@ -679,7 +556,7 @@ func TestRedisFailureModes(t *testing.T) {
 			t.Errorf("%s log: no line \"rate-limit backend failed\" with on_failure %s naming %s:\n%s", c.g.name, c.mode, rlRedisOutage.Addr(), indent(c.g.proc.tail(5)))
 		}
 	}
-	recs := rlWaitRecords(t, closed, caller, 1+down)
+	recs := closed.recordsOf(t, caller, 1+down)
 	for _, rec := range recs[1:] {
 		if rec.Status != http.StatusServiceUnavailable || rec.Decision.Result != "error" || rec.Decision.Rule != "rl-outage" ||
 			!strings.Contains(rec.Decision.Reason, "backend unreachable") {
@@ -687,22 +564,24 @@ func TestRedisFailureModes(t *testing.T) {
 				"a reason saying the backend is unreachable", rec.Status, rec.Decision)
 		}
 	}
-	if n := rlMetric(t, closed, `svidgate_ratelimit_decisions_total{listener="rl-closed",result="backend_down",rule="rl-outage"}`); n != down {
+	if n := metric(t, closed, `svidgate_ratelimit_decisions_total{listener="rl-closed",result="backend_down",rule="rl-outage"}`); n != float64(down) {
 		t.Errorf("gw-rl-closed: svidgate_ratelimit_decisions_total backend_down = %v, want %d", n, down)
 	}
+}
 
-	// Redis back on the same port, empty: the gateways reconnect by
-	// themselves, and share one limit again.
-	if err := rlRedisOutage.Restart(); err != nil {
-		t.Fatal(err)
-	}
+// rlCheckSharedAgain checks, once Redis is back (empty, on the same port),
+// that both gateways of rl-outage count in it again, by themselves, in one
+// bucket.
+func rlCheckSharedAgain(t testing.TB, closed, open *gateway) {
+	t.Helper()
 	back := rlID("outage-back")
-	bc, bo := rlClient(t, back, closed), rlClient(t, back, open)
+	bc, bo := closed.client(t, back, false), open.client(t, back, false)
+	urlC, urlO := "https://"+closed.addr("rl-closed")+"/echo/o", "https://"+open.addr("rl-open")+"/echo/o"
 	// Counted in Redis again: allowed with r = burst-1 (a refusal or a
 	// pass for want of Redis has r=0).
 	counted := func(g *gateway, c *http.Client, url string) func() error {
 		return func() error {
-			r := rlGet(t, c, url)
+			r := mustDo(t, c, http.MethodGet, url, nil)
 			if _, _, rem, _, err := rlHeaders(r.hdr, "rl-outage"); r.code != http.StatusOK || err != nil || rem != rlOutageBurst-1 {
 				return fmt.Errorf("%s: %d, r=%d (%v)", g.name, r.code, rem, err)
 			}
@@ -712,13 +591,13 @@ func TestRedisFailureModes(t *testing.T) {
 	if err := poll(10*time.Second, 200*time.Millisecond, counted(closed, bc, urlC)); err != nil {
 		t.Fatalf("Redis back: gw-rl-closed did not count in Redis again within 10s: %v", err)
 	}
-	probe := rlClient(t, rlID("outage-probe"), open)
+	probe := open.client(t, rlID("outage-probe"), false)
 	if err := poll(10*time.Second, 200*time.Millisecond, counted(open, probe, urlO)); err != nil {
 		t.Fatalf("Redis back: gw-rl-open did not count in Redis again within 10s: %v", err)
 	}
-	errsO = rlMetric(t, open, "svidgate_ratelimit_backend_errors_total")
+	errsO := metric(t, open, "svidgate_ratelimit_backend_errors_total")
 	for i := 2; i <= rlOutageBurst; i++ {
-		r := rlGet(t, bo, urlO)
+		r := mustDo(t, bo, http.MethodGet, urlO, nil)
 		_, _, rem, _, err := rlHeaders(r.hdr, "rl-outage")
 		if r.code != http.StatusOK || err != nil || rem != rlOutageBurst-i {
 			t.Fatalf("Redis back, request %d via gw-rl-open: %d, r=%d (%v); want 200, r=%d (one bucket with gw-rl-closed)", i, r.code, rem, err, rlOutageBurst-i)
@@ -729,7 +608,7 @@ func TestRedisFailureModes(t *testing.T) {
 		cl  *http.Client
 		url string
 	}{{open, bo, urlO}, {closed, bc, urlC}} {
-		r := rlGet(t, c.cl, c.url)
+		r := mustDo(t, c.cl, http.MethodGet, c.url, nil)
 		_, _, rem, reset, err := rlHeaders(r.hdr, "rl-outage")
 		// A real limit: the bucket is full until ≈60s from now (t), unlike
 		// a refusal for want of Redis (t=0).
@@ -737,7 +616,7 @@ func TestRedisFailureModes(t *testing.T) {
 			t.Errorf("Redis back, burst spent: %s answered %d, r=%d t=%d (%v); want 429 by the shared limit, r=0 t≈60", c.g.name, r.code, rem, reset, err)
 		}
 	}
-	if n := rlMetric(t, open, "svidgate_ratelimit_backend_errors_total") - errsO; n != 0 {
+	if n := metric(t, open, "svidgate_ratelimit_backend_errors_total") - errsO; n != 0 {
 		t.Errorf("gw-rl-open: %v backend errors after Redis came back, want 0", n)
 	}
 }
@@ -745,19 +624,20 @@ func TestRedisFailureModes(t *testing.T) {
 // TestRedisQuotaSurvivesGatewayRestart: a quota spent before a gateway
 // restart is still spent after it, with the Redis backend.
 func TestRedisQuotaSurvivesGatewayRestart(t *testing.T) {
+	tp := env.topology(t, "rl-quota")
 	t.Parallel()
-	g := env.gateway(t, "gw-rl-quota")
+	g := tp.gateway(t, "gw-rl-quota")
 	url := "https://" + g.addr("rl-quota") + "/echo/q"
 	caller := rlID("quota")
-	c := rlClient(t, caller, g)
+	c := g.client(t, caller, false)
 	for i := 1; i <= rlQuotaPerDay; i++ {
-		if r := rlGet(t, c, url); r.code != http.StatusOK {
+		if r := mustDo(t, c, http.MethodGet, url, nil); r.code != http.StatusOK {
 			t.Fatalf("request %d within the quota: %d, want 200: %.200q", i, r.code, r.body)
 		}
 	}
-	checkSpent := func(when string, r rlResp) {
+	checkSpent := func(when string, r *result) {
 		t.Helper()
-		if r.code != http.StatusTooManyRequests || !strings.Contains(r.body, "quota 3/day") {
+		if r.code != http.StatusTooManyRequests || !strings.Contains(string(r.body), "quota 3/day") {
 			t.Fatalf("%s: %d, want 429 naming quota 3/day: %.200q", when, r.code, r.body)
 		}
 		// One request per 8h comes back.
@@ -765,18 +645,18 @@ func TestRedisQuotaSurvivesGatewayRestart(t *testing.T) {
 			t.Errorf("%s: Retry-After %q, want about 8h (28800)", when, r.hdr.Get("Retry-After"))
 		}
 	}
-	checkSpent("over the quota", rlGet(t, c, url))
+	checkSpent("over the quota", mustDo(t, c, http.MethodGet, url, nil))
 
 	if err := env.restart(g, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	c = rlClient(t, caller, g) // new connections
-	checkSpent("over the quota, after the gateway restarted", rlGet(t, c, url))
-	if r := rlGet(t, rlClient(t, rlID("quota-fresh"), g), url); r.code != http.StatusOK {
+	c = g.client(t, caller, false) // new connections
+	checkSpent("over the quota, after the gateway restarted", mustDo(t, c, http.MethodGet, url, nil))
+	if r := mustDo(t, g.client(t, rlID("quota-fresh"), false), http.MethodGet, url, nil); r.code != http.StatusOK {
 		t.Fatalf("another caller after the restart: %d, want 200: %.200q", r.code, r.body)
 	}
 
-	recs := rlWaitRecords(t, g, caller, rlQuotaPerDay+2)
+	recs := g.recordsOf(t, caller, rlQuotaPerDay+2)
 	for _, rec := range recs[rlQuotaPerDay:] {
 		if rec.Decision.Result != "limited" || rec.RateLimit.Rule != "rl-quota" || rec.RateLimit.Limit != "3/day" ||
 			!strings.Contains(rec.Decision.Reason, "quota 3/day") {
@@ -784,7 +664,7 @@ func TestRedisQuotaSurvivesGatewayRestart(t *testing.T) {
 		}
 	}
 	key := "svidgate:it:quota:rl-quota\x00" + caller.String() + "\x00quota"
-	if reply, err := rlRedisShared.Do("PTTL", key); err != nil || !strings.HasPrefix(reply, ":") {
+	if reply, err := rlRedisQuota.Do("PTTL", key); err != nil || !strings.HasPrefix(reply, ":") {
 		t.Errorf("PTTL of the quota key %q: %q, %v", key, reply, err)
 	} else if ms, _ := strconv.ParseInt(reply[1:], 10, 64); ms < (23 * time.Hour).Milliseconds() {
 		t.Errorf("PTTL of the quota key: %dms, want about 24h (the spent quota refills over a day)", ms)

@@ -9,46 +9,65 @@ import (
 	"github.com/svidgate/svidgate/internal/testredis"
 )
 
-// The gateways of the rate-limit tests (issue 4), all inbound to httpecho
-// (gw-rl-local also to grpcecho). Callers are spiffe://example.org/rl/<name>,
-// one identity per test, so that no two tests share a bucket.
+// The topologies of the rate-limit tests (issue 4), all inbound to
+// httpecho (gw-rl-local also to grpcecho). Callers are
+// spiffe://example.org/rl/<name>, one identity per test, so that no two
+// tests share a bucket. Each topology with a Redis backend starts a
+// redis-server of its own (fast), so that none waits for another's.
 //
-//	gw-rl-local   backend local; abuse blocking: >3 denials in 1m block for 3s
-//	              rl-http: /echo/** 3/m burst 3, /dry/** 2/m dry-run, /free/** no limit, /admin/** denied
-//	              rl-grpc: UnaryCall 2/m burst 2
-//	gw-rl-a  ┐    backend redis (rlRedisShared), one policy: 10/m burst 10
-//	gw-rl-b  ┘    the replicas of one service
-//	gw-rl-closed ┐ backend redis (rlRedisOutage, which the test stops and restarts),
-//	gw-rl-open   ┘ one policy 5/m burst 5; on_failure closed / open
-//	gw-rl-quota   backend redis (rlRedisShared), quota 3/day; the test restarts it
+//	rl-local    gw-rl-local   backend local; abuse blocking: >3 denials in 1m block for 3s
+//	                          rl-http: /echo/** 3/m burst 3, /dry/** 2/m dry-run, /free/** no limit, /admin/** denied
+//	                          rl-grpc: UnaryCall 2/m burst 2
+//	rl-shared   gw-rl-a  ┐    backend redis (rlRedisShared), one policy: 10/m burst 10
+//	            gw-rl-b  ┘    the replicas of one service
+//	rl-outage   gw-rl-closed ┐ backend redis (rlRedisOutage, which the test stops and restarts),
+//	            gw-rl-open   ┘ one policy 5/m burst 5; on_failure closed / open
+//	rl-quota    gw-rl-quota   backend redis (rlRedisQuota), quota 3/day; the test restarts the gateway
+//
+// Without redis-server the topologies with Redis fail to start, and so do
+// their tests, with an instruction.
 var (
-	rlRedisShared *testredis.Server // never stopped while the tests run
-	rlRedisOutage *testredis.Server // stopped and restarted by TestRedisFailureModes
+	rlRedisShared *testredis.Server // of rl-shared
+	rlRedisOutage *testredis.Server // of rl-outage: stopped and restarted by TestRedisFailureModes
+	rlRedisQuota  *testredis.Server // of rl-quota
 )
 
 func init() {
-	moreServices = append(moreServices, rlStartRedis)
-	moreGateways = append(moreGateways, rlGateways)
+	defineTopology("rl-local", rlLocalGateways)
+	defineTopology("rl-shared", func(h *harness) ([]*gateway, error) {
+		policy := rlOnePolicy("rl-shared", fmt.Sprintf("limit = \"%d/m\"\nburst = %d", rlSharedBurst, rlSharedBurst))
+		return rlRedisGateways(h, &rlRedisShared, policy, "svidgate:it:shared:", []string{"rl-a", "rl-b"}, []string{"closed", "closed"})
+	})
+	defineTopology("rl-outage", func(h *harness) ([]*gateway, error) {
+		policy := rlOnePolicy("rl-outage", fmt.Sprintf("limit = \"%d/m\"\nburst = %d", rlOutageBurst, rlOutageBurst))
+		return rlRedisGateways(h, &rlRedisOutage, policy, "svidgate:it:outage:", []string{"rl-closed", "rl-open"}, []string{"closed", "open"})
+	})
+	defineTopology("rl-quota", func(h *harness) ([]*gateway, error) {
+		policy := rlOnePolicy("rl-quota", fmt.Sprintf("quota = \"%d/day\"", rlQuotaPerDay))
+		return rlRedisGateways(h, &rlRedisQuota, policy, "svidgate:it:quota:", []string{"rl-quota"}, []string{"closed"})
+	})
 }
 
-// rlStartRedis starts the two Redis servers of the suite. Without
-// redis-server the whole run fails with an instruction, as without SPIRE.
-func rlStartRedis(h *harness) (func(), error) {
-	var started []*testredis.Server
-	stop := func() {
-		for _, s := range started {
-			s.Stop()
-		}
+// rlRedisGateways starts a redis-server (stopped at teardown) into *srv
+// and returns a gateway gw-<name> per name, counting in it under prefix
+// with the on_failure of the same index.
+func rlRedisGateways(h *harness, srv **testredis.Server, policy, prefix string, names, onFailure []string) ([]*gateway, error) {
+	s, err := testredis.StartProcess(filepath.Join(h.dir, "logs"))
+	if err != nil {
+		return nil, fmt.Errorf("the rate-limit tests' Redis: %w", err)
 	}
-	for _, s := range []**testredis.Server{&rlRedisShared, &rlRedisOutage} {
-		srv, err := testredis.StartProcess(filepath.Join(h.dir, "logs"))
+	h.atTeardown(s.Stop)
+	*srv = s
+	var gws []*gateway
+	for i, name := range names {
+		g, err := inboundGateway(h, name, "http://"+h.httpecho, policy)
 		if err != nil {
-			return stop, fmt.Errorf("the rate-limit tests' Redis: %w", err)
+			return nil, err
 		}
-		started = append(started, srv)
-		*s = srv
+		g.extra = rlRedisTOML(s.Addr(), prefix, onFailure[i])
+		gws = append(gws, g)
 	}
-	return stop, nil
+	return gws, nil
 }
 
 func rlID(name string) spiffeid.ID { return spiffeid.RequireFromPath(td, "/rl/"+name) }
@@ -142,44 +161,20 @@ const (
 	rlAbuseCooling = 3  // seconds of abuse cooldown on gw-rl-local
 )
 
-func rlGateways(h *harness) ([]*gateway, error) {
-	names := []string{"rl-http", "rl-grpc", "rl-a", "rl-b", "rl-closed", "rl-open", "rl-quota"}
-	addrs := map[string]string{}
-	for _, n := range names {
-		a, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		addrs[n] = a
+func rlLocalGateways(h *harness) ([]*gateway, error) {
+	addrs, err := freeAddrs("rl-http", "rl-grpc")
+	if err != nil {
+		return nil, err
 	}
 	httpUp := "http://" + h.httpecho
-	shared := rlOnePolicy("rl-shared", fmt.Sprintf("limit = \"%d/m\"\nburst = %d", rlSharedBurst, rlSharedBurst))
-	outage := rlOnePolicy("rl-outage", fmt.Sprintf("limit = \"%d/m\"\nburst = %d", rlOutageBurst, rlOutageBurst))
-	quota := rlOnePolicy("rl-quota", fmt.Sprintf("quota = \"%d/day\"", rlQuotaPerDay))
-	// gw is a gateway with one inbound listener of the same name.
-	gw := func(name, policy, extra string) *gateway {
-		return &gateway{
-			name: "gw-" + name, id: spiffeid.RequireFromPath(td, "/gw/"+name), agent: h.agentA,
-			listeners: []listener{{name: name, mode: "inbound", address: addrs[name], upstream: httpUp, policy: "policy.toml"}},
-			policies:  map[string]string{"policy.toml": policy},
-			extra:     extra,
-		}
-	}
-	return []*gateway{
-		{
-			name: "gw-rl-local", id: spiffeid.RequireFromPath(td, "/gw/rl-local"), agent: h.agentA,
-			listeners: []listener{
-				{name: "rl-http", mode: "inbound", address: addrs["rl-http"], upstream: httpUp, policy: "http.toml"},
-				{name: "rl-grpc", mode: "inbound", address: addrs["rl-grpc"], upstream: "http://" + h.grpcecho, policy: "grpc.toml"},
-			},
-			policies: map[string]string{"http.toml": rlHTTPPolicy, "grpc.toml": rlGRPCPolicy},
-			extra: fmt.Sprintf("[ratelimit]\nbackend = \"local\"\n\n[ratelimit.abuse]\nthreshold = 3\nwindow = \"1m\"\ncooldown = \"%ds\"\n",
-				rlAbuseCooling),
+	return []*gateway{{
+		name: "gw-rl-local", id: spiffeid.RequireFromPath(td, "/gw/rl-local"), agent: h.agentA,
+		listeners: []listener{
+			{name: "rl-http", mode: "inbound", address: addrs["rl-http"], upstream: httpUp, policy: "http.toml"},
+			{name: "rl-grpc", mode: "inbound", address: addrs["rl-grpc"], upstream: "http://" + h.grpcecho, policy: "grpc.toml"},
 		},
-		gw("rl-a", shared, rlRedisTOML(rlRedisShared.Addr(), "svidgate:it:shared:", "closed")),
-		gw("rl-b", shared, rlRedisTOML(rlRedisShared.Addr(), "svidgate:it:shared:", "closed")),
-		gw("rl-closed", outage, rlRedisTOML(rlRedisOutage.Addr(), "svidgate:it:outage:", "closed")),
-		gw("rl-open", outage, rlRedisTOML(rlRedisOutage.Addr(), "svidgate:it:outage:", "open")),
-		gw("rl-quota", quota, rlRedisTOML(rlRedisShared.Addr(), "svidgate:it:quota:", "closed")),
-	}, nil
+		policies: map[string]string{"http.toml": rlHTTPPolicy, "grpc.toml": rlGRPCPolicy},
+		extra: fmt.Sprintf("[ratelimit]\nbackend = \"local\"\n\n[ratelimit.abuse]\nthreshold = 3\nwindow = \"1m\"\ncooldown = \"%ds\"\n",
+			rlAbuseCooling),
+	}}, nil
 }

@@ -1,17 +1,24 @@
 package integration
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // TestRotationUnderLoad keeps steady traffic through an outbound → inbound
 // pair whose X509-SVIDs live 30 s, until both gateways have rotated three
-// times, and wants every request to succeed.
+// times, and wants every request to succeed and none to be authorized on a
+// client certificate that had expired.
 func TestRotationUnderLoad(t *testing.T) {
+	tp := env.topology(t, "rotation")
 	t.Parallel()
-	in := env.gateway(t, "gw-rot-in")
-	out := env.gateway(t, "gw-rot-out")
+	in := tp.gateway(t, "gw-rot-in")
+	out := tp.gateway(t, "gw-rot-out")
 	const wantChanges = 3
 	// At least twice the TTL, so that connections opened with the first
 	// SVIDs outlive them; SPIRE rotates at half-life, every 10–20 s here.
@@ -50,26 +57,46 @@ func TestRotationUnderLoad(t *testing.T) {
 	}
 	l.check(t, targets...)
 
-	// For the record: how many client certificates of the outbound gateway
-	// the inbound one saw (did the pair open connections with rotated SVIDs
-	// or keep long-lived ones?), and how many requests it authorized on a
-	// connection whose client certificate had expired by then.
-	if recs, err := in.auditRecords(); err == nil {
-		certs := map[string]bool{}
-		n, expired := 0, 0
-		for _, r := range recs {
-			if r.Source.SPIFFEID != out.id.String() {
-				continue
-			}
-			n++
-			certs[r.Source.CertSerial] = true
-			at, err1 := time.Parse(time.RFC3339Nano, r.Time)
-			na, err2 := time.Parse(time.RFC3339Nano, r.Source.CertNotAfter)
-			if err1 == nil && err2 == nil && at.After(na) {
-				expired++
-			}
+	checkNoExpiredClientCert(t, in, out.id)
+}
+
+// checkNoExpiredClientCert fails the test if in authorized any request of
+// caller on a client certificate past its NotAfter: the audit record's
+// time is when the request arrived (and was decided), cert_not_after the
+// expiry of the certificate the connection was opened with. A keep-alive
+// connection that outlives its peer's certificate must not be used for
+// more requests. It also fails when the trail holds no record of caller
+// with both times, which would make the check vacuous.
+func checkNoExpiredClientCert(t testing.TB, in *gateway, caller spiffeid.ID) {
+	t.Helper()
+	recs, err := in.records(func(r *auditRecord) bool { return r.Source.SPIFFEID == caller.String() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := map[string]bool{}
+	var expired []string
+	for _, r := range recs {
+		at, err1 := time.Parse(time.RFC3339Nano, r.Time)
+		notAfter, err2 := time.Parse(time.RFC3339Nano, r.Source.CertNotAfter)
+		if err := errors.Join(err1, err2); err != nil || r.Source.CertSerial == "" {
+			t.Fatalf("%s: a record of %s without a time, cert_serial or cert_not_after (%v): %s", in.name, caller, err, &r)
 		}
-		t.Logf("%s presented %d distinct client certificates to %s; %d of %d requests were authorized after the presented certificate's NotAfter",
-			out.name, len(certs), in.name, expired, n)
+		certs[r.Source.CertSerial] = true
+		if at.After(notAfter) {
+			expired = append(expired, fmt.Sprintf("seq %d at %s: certificate %s expired %s (%v after)",
+				r.Seq, r.Time, r.Source.CertSerial, r.Source.CertNotAfter, at.Sub(notAfter).Round(time.Millisecond)))
+		}
+	}
+	if len(recs) == 0 {
+		t.Fatalf("%s: no audit record of %s: nothing to check the client certificates of", in.name, caller)
+	}
+	t.Logf("%s presented %d distinct client certificates to %s in %d requests", caller, len(certs), in.name, len(recs))
+	if len(expired) > 0 {
+		shown := expired
+		if len(shown) > 10 {
+			shown = shown[:10]
+		}
+		t.Errorf("%s authorized %d of %d requests of %s on a client certificate past its NotAfter; first ones:\n%s",
+			in.name, len(expired), len(recs), caller, indent(strings.Join(shown, "\n")))
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"regexp"
 	"testing"
 	"time"
-
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // TestStartWithoutEntryExits1 starts a gateway whose executable matches no
@@ -13,17 +11,13 @@ import (
 // and say why.
 func TestStartWithoutEntryExits1(t *testing.T) {
 	t.Parallel()
-	addr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{
-		name: "gw-unregistered", id: spiffeid.RequireFromPath(td, "/not/registered"), agent: env.agentA,
-		listeners: []listener{{name: "in", mode: "inbound", address: addr, upstream: "http://" + env.httpecho, policy: "policy.toml"}},
-		policies:  map[string]string{"policy.toml": pairPolicy("nobody")},
-	}
 	const initialTimeout = 3 * time.Second
-	if err := env.prepare(g, initialTimeout.String()); err != nil {
+	// Never registered: no topology starts it.
+	g, err := inboundGateway(env, "unregistered", "http://"+env.httpecho, pairPolicy("nobody"))
+	if err == nil {
+		err = env.prepare(g, initialTimeout.String())
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
