@@ -16,6 +16,7 @@ import (
 
 	"github.com/svidgate/svidgate/internal/audit"
 	"github.com/svidgate/svidgate/internal/jwtauth"
+	"github.com/svidgate/svidgate/internal/ratelimit"
 	"github.com/svidgate/svidgate/internal/tomlpos"
 )
 
@@ -367,8 +368,17 @@ func (c *Config) validate() error {
 	if f := c.RateLimit.Redis.OnFailure; f != "open" && f != "closed" {
 		bad("ratelimit.redis.on_failure", "ratelimit.redis.on_failure %q: expected \"open\" (allow while Redis is down) or \"closed\" (refuse with 503)", f)
 	}
-	if c.RateLimit.Abuse.Threshold < 0 {
-		bad("ratelimit.abuse.threshold", "ratelimit.abuse.threshold must be positive (0 turns abuse blocking off)")
+	if t := c.RateLimit.Abuse.Threshold; t < 0 || t > ratelimit.MaxThreshold {
+		bad("ratelimit.abuse.threshold", "ratelimit.abuse.threshold %d: expected 1 to %d (0 turns abuse blocking off)", t, ratelimit.MaxThreshold)
+	}
+	if c.RateLimit.MaxTracked < 0 {
+		bad("ratelimit.max_tracked", "ratelimit.max_tracked %d: expected a positive number of tracked callers", c.RateLimit.MaxTracked)
+	}
+	if c.Audit.MaxBytes < 0 {
+		bad("audit.max_bytes", "audit.max_bytes %d: expected a size in bytes, or 0 never to rotate", c.Audit.MaxBytes)
+	}
+	if c.Audit.Keep < 0 {
+		bad("audit.keep", "audit.keep %d: expected how many rotated files to keep", c.Audit.Keep)
 	}
 	if len(c.Listeners) == 0 {
 		errs = append(errs, fmt.Errorf("%s:1:1: no [[listener]] defined: svidgate needs at least one", c.File))

@@ -87,6 +87,9 @@ func TestParseErrors(t *testing.T) {
 		{"port not a number", `"127.0.0.1:8443"`, `"127.0.0.1:https"`, `expected host:port with a port from 0 to 65535`},
 		{"upstream port out of range", `"http://127.0.0.1:8080"`, `"http://127.0.0.1:70000"`, `gw.toml:15:13: expected http://host:port`},
 		{"upstream port 0", `"http://127.0.0.1:8080"`, `"http://127.0.0.1:0"`, `gw.toml:15:13: expected http://host:port`},
+		{"abuse threshold too high", "", "\n[ratelimit.abuse]\nthreshold = 5000\n", `ratelimit.abuse.threshold 5000: expected 1 to 1000`},
+		{"negative max_tracked", "", "\n[ratelimit]\nmax_tracked = -1\n", `ratelimit.max_tracked -1: expected a positive number`},
+		{"negative audit max_bytes", `path = "audit.jsonl"`, "path = \"audit.jsonl\"\nmax_bytes = -1", `gw.toml:10:13: audit.max_bytes -1: expected a size in bytes`},
 		{"toml syntax", `name     = "in"`, `name     = "in`, `gw.toml:12:15: strings cannot contain newlines`},
 	}
 	for _, tt := range tests {

@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// maxThreshold bounds a Blocker's threshold: a key keeps the times of its
+// MaxThreshold bounds a Blocker's threshold: a key keeps the times of its
 // last threshold+1 failures.
-const maxThreshold = 1000
+const MaxThreshold = 1000
 
 // Blocker blocks keys that fail authorization too often: after more than
 // threshold failures within window (a sliding window: the failures counted
@@ -46,8 +46,8 @@ type Block struct {
 // 1000, window or cooldown is not positive, or maxKeys is less than 1.
 func NewBlocker(threshold int, window, cooldown time.Duration, maxKeys int) *Blocker {
 	switch {
-	case threshold < 0 || threshold > maxThreshold:
-		panic(fmt.Sprintf("ratelimit: NewBlocker: threshold must be between 0 and %d, got %d", maxThreshold, threshold))
+	case threshold < 0 || threshold > MaxThreshold:
+		panic(fmt.Sprintf("ratelimit: NewBlocker: threshold must be between 0 and %d, got %d", MaxThreshold, threshold))
 	case window <= 0:
 		panic(fmt.Sprintf("ratelimit: NewBlocker: window must be positive, got %s", window))
 	case cooldown <= 0:
