@@ -51,18 +51,22 @@ func runGateway(ctx context.Context, args []string, _, stderr io.Writer) int {
 }
 
 // serve starts g, serves until a signal or a failure, then drains. SIGHUP
-// reloads the policies and reopens the audit file.
+// reloads the policies and reopens the audit file while serving; it is
+// caught from before Start until Stop has returned, so a SIGHUP during
+// start-up or the drain (logrotate during a restart) is ignored instead of
+// killing the process with requests in flight.
 func serve(ctx context.Context, g *gateway.Gateway) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	defer g.Stop()
 	if err := g.Start(ctx); err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	serveCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	reloads := make(chan struct{})
 	go func() {
+		defer close(reloads)
 		for {
 			select {
 			case <-serveCtx.Done():
@@ -72,5 +76,8 @@ func serve(ctx context.Context, g *gateway.Gateway) error {
 			}
 		}
 	}()
-	return g.Serve(ctx)
+	err := g.Serve(ctx)
+	cancel()
+	<-reloads // no reload runs once Stop begins
+	return err
 }

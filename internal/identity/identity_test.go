@@ -219,3 +219,34 @@ func TestExpiredOwnSVIDFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// Expired (read per request without the lock) and GetX509SVID (read per
+// handshake) agree for any NotAfter, far future and Unix epoch included,
+// and forget the SVID when it is cleared.
+func TestExpiredAgreesWithGetX509SVID(t *testing.T) {
+	ca := testpki.NewCA(t, "example.org")
+	bundles := x509bundle.NewSet(ca.Bundle())
+	var s Source
+	if s.Expired(time.Now()) {
+		t.Fatal("a Source without an SVID reports it expired")
+	}
+	for _, notAfter := range []time.Time{
+		time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), // past int64 nanoseconds
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Unix(0, 0),
+		time.Now().Add(-time.Second),
+		time.Now().Add(time.Hour),
+	} {
+		svid := ca.Issue(t, "spiffe://example.org/gw", time.Hour)
+		svid.Certificates[0].NotAfter = notAfter
+		s.Set(svid, bundles)
+		_, err := s.GetX509SVID()
+		if expired := s.Expired(time.Now()); expired != (err != nil) {
+			t.Errorf("NotAfter %s: Expired = %v, GetX509SVID error %v", notAfter, expired, err)
+		}
+	}
+	s.Set(nil, nil)
+	if _, err := s.GetX509SVID(); err == nil || s.Expired(time.Now()) {
+		t.Errorf("after Set(nil): GetX509SVID error %v, Expired %v; want an error and false", err, s.Expired(time.Now()))
+	}
+}

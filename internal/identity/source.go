@@ -25,9 +25,9 @@ type Source struct {
 	svid    *x509svid.SVID
 	bundles *x509bundle.Set
 	updated time.Time
-	// notAfter is the current SVID's, in Unix nanoseconds, readable per
-	// request without the lock.
-	notAfter atomic.Int64
+	// notAfter is the current SVID's NotAfter (nil: none), readable per
+	// request without the lock; Set writes it with svid.
+	notAfter atomic.Pointer[time.Time]
 
 	// OnUpdate, when set before the first update, is called after each one.
 	OnUpdate func(Snapshot)
@@ -51,7 +51,10 @@ func (s *Source) Set(svid *x509svid.SVID, bundles *x509bundle.Set) {
 	s.mu.Lock()
 	s.svid, s.bundles, s.updated = svid, bundles, time.Now()
 	if svid != nil && len(svid.Certificates) > 0 {
-		s.notAfter.Store(svid.Certificates[0].NotAfter.UnixNano())
+		na := svid.Certificates[0].NotAfter
+		s.notAfter.Store(&na)
+	} else {
+		s.notAfter.Store(nil)
 	}
 	s.mu.Unlock()
 	if s.OnUpdate != nil {
@@ -66,7 +69,7 @@ func (s *Source) Set(svid *x509svid.SVID, bundles *x509bundle.Set) {
 func (s *Source) GetX509SVID() (*x509svid.SVID, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.svid == nil {
+	if s.svid == nil || len(s.svid.Certificates) == 0 {
 		return nil, errors.New("identity: no X509-SVID received from the Workload API yet")
 	}
 	if na := s.svid.Certificates[0].NotAfter; time.Now().After(na) {
@@ -80,7 +83,7 @@ func (s *Source) GetX509SVID() (*x509svid.SVID, error) {
 // every request.
 func (s *Source) Expired(now time.Time) bool {
 	na := s.notAfter.Load()
-	return na != 0 && now.UnixNano() > na
+	return na != nil && now.After(*na)
 }
 
 // GetX509BundleForTrustDomain returns the bundle of td, if the Workload API

@@ -38,7 +38,6 @@ func (h *handler) authenticatePeer(x *exchange) *refusal {
 	if x.peer == "" {
 		return deny(http.StatusUnauthorized, "no verified client X509-SVID", "unauthenticated: a client X509-SVID is required")
 	}
-	x.caller = x.peer
 	leaf := x.r.TLS.PeerCertificates[0]
 	switch freshness(leaf, x.start) {
 	case expired:
@@ -52,6 +51,9 @@ func (h *handler) authenticatePeer(x *exchange) *refusal {
 		// one. On HTTP/2 this sends GOAWAY once in-flight streams end.
 		x.rw.Header().Set("Connection", "close")
 	}
+	// The caller only once its certificate is current: an expired one is
+	// refused without counting towards abuse blocking.
+	x.caller = x.peer
 	return nil
 }
 

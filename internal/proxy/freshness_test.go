@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"github.com/svidgate/svidgate/internal/identity"
+	"github.com/svidgate/svidgate/internal/ratelimit"
 	"github.com/svidgate/svidgate/internal/testpki"
 )
 
@@ -172,5 +173,44 @@ func TestOwnExpiredSVIDClosesLiveConnections(t *testing.T) {
 		if newConns != 2 {
 			t.Errorf("h2=%v: %d connections for 3 requests, want 2 (the one served after expiry must be closed)", h2, newConns)
 		}
+	}
+}
+
+// The 401s of a connection that outlived the client's SVID do not count
+// towards abuse blocking: they would lock out the caller's fresh SVID.
+func TestExpiredPeerIsNotAbuse(t *testing.T) {
+	lim := localLimits()
+	lim.Blocker = ratelimit.NewBlocker(1, time.Minute, time.Minute, 100)
+	f := startWith(t, testPolicy, lim)
+	leaf := *f.ca.Issue(t, "spiffe://example.org/web", time.Hour).Certificates[0]
+	leaf.NotAfter = time.Now().Add(-time.Second)
+	for range 2 {
+		r := httptest.NewRequest("GET", "/orders/1", nil)
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{&leaf}}
+		w := httptest.NewRecorder()
+		f.handler.ServeHTTP(w, r)
+		if w.Code != 401 {
+			t.Fatalf("expired: %d", w.Code)
+		}
+	}
+	r := getStatus(t, f.client(t, "spiffe://example.org/web", true), "https://"+f.addr+"/orders/1")
+	if r.StatusCode != 200 {
+		t.Errorf("caller with a fresh SVID refused %d: refusals of an expired connection counted as abuse", r.StatusCode)
+	}
+}
+
+// A connection that outlived the client's SVID is refused (401) and closed
+// before its request is looked at, whatever the path.
+func TestExpiredPeerBadPath(t *testing.T) {
+	f := start(t)
+	leaf := *f.ca.Issue(t, "spiffe://example.org/web", time.Hour).Certificates[0]
+	leaf.NotAfter = time.Now().Add(-time.Second)
+	r := httptest.NewRequest("GET", "/orders%2F..%2Fadmin", nil)
+	r.RequestURI = "/orders%2F..%2Fadmin"
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{&leaf}}
+	w := httptest.NewRecorder()
+	f.handler.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized || w.Header().Get("Connection") != "close" {
+		t.Errorf("expired peer, bad path: %d, Connection %q; want 401 and close", w.Code, w.Header().Get("Connection"))
 	}
 }

@@ -49,20 +49,24 @@ type handler struct {
 	proxy  *httputil.ReverseProxy
 	deps   Deps
 
-	upstream    config.Upstream
-	upstreamID  string // the SPIFFE ID an mTLS upstream must present
+	upstream   config.Upstream
+	upstreamID string // the SPIFFE ID an mTLS upstream must present
+	// usesSVID: the listener presents our X509-SVID somewhere (false only
+	// for an edge with its own certificate and a plain upstream).
+	usesSVID    bool
 	jwtAudience string // edge: required of every token; outbound: minted for egress
 
 	codes    [5]prometheus.Counter // by status class, 1xx..5xx
 	duration prometheus.Observer
 }
 
-func newHandler(lc config.Listener, holder *reload.Holder, deps Deps) *handler {
+func newHandler(lc config.Listener, setup Setup, deps Deps) *handler {
 	h := &handler{
 		name:        lc.Name,
 		mode:        lc.Mode,
 		stages:      pipelines[lc.Mode],
-		policy:      holder,
+		policy:      setup.Policy,
+		usesSVID:    lc.Mode != config.Edge || setup.EdgeCertificate == nil || lc.Upstream.Scheme == "https",
 		deps:        deps,
 		upstream:    lc.Upstream,
 		jwtAudience: lc.JWTAudience,

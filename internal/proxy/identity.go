@@ -12,9 +12,11 @@ import (
 // 503, and the connection is closed after the answer (HTTP/2: GOAWAY), so
 // no connection opened before expiry keeps being served on it. New
 // handshakes fail in identity.Source. As soon as a fresh SVID arrives,
-// requests pass again, without a restart.
+// requests pass again, without a restart. An edge listener that presents
+// no SVID anywhere (its own certificate, a plain upstream) is not stopped
+// by an agent outage.
 func (h *handler) ownIdentity(x *exchange) *refusal {
-	if !h.deps.Identity.Expired(x.start) {
+	if !h.usesSVID || !h.deps.Identity.Expired(x.start) {
 		return nil
 	}
 	x.rw.Header().Set("Connection", "close")

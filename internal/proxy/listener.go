@@ -46,7 +46,7 @@ type Setup struct {
 
 // New returns the listener lc describes, ready for Serve.
 func New(lc config.Listener, setup Setup, deps Deps) *Listener {
-	h := newHandler(lc, setup.Policy, deps)
+	h := newHandler(lc, setup, deps)
 	handshakes := deps.Metrics.TLSHandshakes
 	hs := &handshakeAudit{listener: lc.Name, mode: string(lc.Mode), deps: deps}
 	srv := &http.Server{

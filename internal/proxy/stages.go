@@ -34,7 +34,7 @@ var (
 // finisher (finish) runs after the last stage that ran, whatever its
 // outcome. Adding a stage is one file and one entry here.
 var pipelines = map[config.Mode][]stage{
-	config.Inbound:  {ownIdentity, sanitize, authenticatePeer, block, decide, ruleJWT, throttle, admit, forward},
+	config.Inbound:  {ownIdentity, authenticatePeer, sanitize, block, decide, ruleJWT, throttle, admit, forward},
 	config.Edge:     {ownIdentity, sanitize, authenticateToken, block, decide, ruleJWT, throttle, admit, forward},
 	config.Outbound: {ownIdentity, sanitize, decideOutbound, admit, egress, forward},
 }

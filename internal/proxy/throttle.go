@@ -36,21 +36,23 @@ func (h *handler) throttle(x *exchange) *refusal {
 	hdr := x.rw.Header()
 	tripped := ""
 	var retry time.Duration
-	backendDown := false
+	// backendDown: the refusal is the backend's failure (failing closed);
+	// backendFailed: it failed at all, also when failing open.
+	backendDown, backendFailed := false, false
 	if !eff.Limit.IsZero() {
 		res, _ := lim.Limiter.Allow(ctx, key, toLimit(eff.Limit, eff.Burst))
 		x.rec.RateLimit = audit.RateLimit{Rule: rule, Limit: eff.Limit.String(), Remaining: int64(res.Remaining)}
 		if !spec.DryRun {
 			rateHeaders(hdr, rule, eff.Limit, res)
 		}
-		backendDown = res.Failed
+		backendFailed = res.Failed
 		if !res.Allowed {
-			tripped, retry = "limit "+eff.Limit.String(), res.RetryAfter
+			tripped, retry, backendDown = "limit "+eff.Limit.String(), res.RetryAfter, res.Failed
 		}
 	}
 	// A backend that just failed is not asked again for the quota: a Redis
 	// that stopped answering costs one timeout per request, not two.
-	if tripped == "" && !eff.Quota.IsZero() && !backendDown {
+	if tripped == "" && !eff.Quota.IsZero() && !backendFailed {
 		res, _ := lim.Limiter.Allow(ctx, key+"\x00quota", toLimit(eff.Quota, eff.Quota.Count))
 		if x.rec.RateLimit.Rule == "" {
 			x.rec.RateLimit = audit.RateLimit{Rule: rule, Limit: eff.Quota.String(), Remaining: int64(res.Remaining)}

@@ -169,3 +169,45 @@ quota = "1000/day"
 		}
 	}
 }
+
+const inflightPolicy = `version = 1
+[[rule]]
+id      = "orders"
+effect  = "allow"
+callers = ["spiffe://example.org/web"]
+paths   = ["/orders/**"]
+[rule.rate]
+limit = "100/s"
+burst = 100
+max_in_flight = 1
+`
+
+// A backend that is down while failing open does not turn a local
+// max_in_flight refusal into "backend unreachable; failing closed" (503).
+func TestInFlightWithFailOpenBackend(t *testing.T) {
+	lim := localLimits()
+	lim.Limiter = ratelimit.Fallible{Limiter: downLimiter{calls: new(atomic.Int32)}, FailOpen: true}
+	f := startWith(t, inflightPolicy, lim)
+	web := f.client(t, "spiffe://example.org/web", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+f.addr+"/orders/hang", nil)
+		if resp, err := web.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the hanging request holds the one in-flight place
+	r := getStatus(t, web, "https://"+f.addr+"/orders/1")
+	cancel()
+	recs := f.sink.records(t, f.writer, 2)
+	var reason, result string
+	for _, rec := range recs {
+		if rec.Request.Path == "/orders/1" {
+			reason, result = rec.Decision.Reason, rec.Decision.Result
+		}
+	}
+	if r.StatusCode != http.StatusTooManyRequests || result != "limited" || !strings.Contains(reason, "max_in_flight") {
+		t.Errorf("got %d, audit %s %q; want 429 limited by max_in_flight (the backend fails open)", r.StatusCode, result, reason)
+	}
+}
