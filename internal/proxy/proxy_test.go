@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -263,6 +264,18 @@ func testInboundHTTP(t *testing.T, h2 bool) {
 			"X-Forwarded-Client-Cert": "By=spiffe://example.org/x;URI=spiffe://example.org/admin",
 			"X-Svidgate-Caller":       "spiffe://example.org/admin",
 		}, 200, "/orders/1"},
+		{"spoofable headers are removed", web, "GET", "/orders/3", map[string]string{
+			"X_Forwarded_Client_Cert": "By=spiffe://example.org/x;URI=spiffe://example.org/admin",
+			"Forwarded":               "for=10.0.0.1",
+			"X-Real-IP":               "10.0.0.1",
+			"X-Original-URL":          "/admin",
+			"x-rewrite-url":           "/admin",
+			"X-HTTP-Method-Override":  "DELETE",
+			"X-Method-Override":       "DELETE",
+			"X-Http-Method":           "DELETE",
+			"X-Envoy-Original-Path":   "/admin",
+		}, 200, "/orders/3"},
+		{"a lower-case method is refused", web, "get", "/orders/1", nil, 400, ""},
 	}
 	if !h2 { // HTTP/2 has no Connection header
 		tests = append(tests, testCase{"a Connection header cannot drop the identity header", web, "GET", "/orders/2",
@@ -302,8 +315,11 @@ func testInboundHTTP(t *testing.T, h2 bool) {
 				if len(xfcc) != 1 || xfcc[0] != want {
 					t.Errorf("backend XFCC %q, want exactly [%q]", xfcc, want)
 				}
-				if v := got.Header.Get("X-Svidgate-Caller"); v != "" {
-					t.Errorf("client-supplied X-Svidgate-Caller reached the backend: %q", v)
+				for k, v := range got.Header {
+					if k == "X-Svidgate-Caller" || slices.Contains(Spoofable, k) ||
+						strings.Contains(k, "_") || strings.HasPrefix(k, "X-Envoy-") {
+						t.Errorf("client-supplied %s reached the backend: %q", k, v)
+					}
 				}
 			default:
 				if tt.wantPath != "" {
@@ -324,8 +340,8 @@ func testInboundHTTP(t *testing.T, h2 bool) {
 			t.Errorf("incomplete record: %+v", r)
 		}
 	}
-	if want := len(tests) - 6; byStatus[200] != want || byStatus[403] != 3 || byStatus[400] != 3 {
-		t.Errorf("records by status %v, want %d×200, 3×403, 3×400", byStatus, want)
+	if want := len(tests) - 7; byStatus[200] != want || byStatus[403] != 3 || byStatus[400] != 4 {
+		t.Errorf("records by status %v, want %d×200, 3×403, 4×400", byStatus, want)
 	}
 	for _, r := range recs {
 		if r.Status == 403 && r.Source.SPIFFEID == "spiffe://example.org/batch" && r.Decision.Reason == "" {

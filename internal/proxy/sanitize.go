@@ -2,14 +2,24 @@ package proxy
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/svidgate/svidgate/internal/normalize"
 )
 
-// sanitize normalizes the request path: what policy decides on is what the
-// upstream receives. A path that cannot be normalized safely is 400.
+// sanitize makes the request one that every backend reads as svidgate
+// decided it (docs/HARDENING.md): a method that is not upper-case is 400
+// (methods are case-sensitive, RFC 9110, but some frameworks fold them);
+// headers a backend could take for the gateway's word are removed; the
+// path is normalized, and what policy decides on is what the upstream
+// receives (a path that cannot be normalized safely is 400).
 func (h *handler) sanitize(x *exchange) *refusal {
+	if !upperCase(x.r.Method) {
+		return deny(http.StatusBadRequest, "bad request: method "+strconv.Quote(x.r.Method)+" is not upper-case",
+			"method names are case-sensitive: use upper case")
+	}
+	dropSpoofable(x.r.Header)
 	path, err := normalize.Path(x.rec.Request.Path)
 	if err != nil {
 		return deny(http.StatusBadRequest, "bad request: "+err.Error(), err.Error())
@@ -31,4 +41,42 @@ func requestPath(r *http.Request) string {
 		return p
 	}
 	return r.URL.EscapedPath()
+}
+
+// Spoofable are request headers that backends and frameworks act on as if
+// a trusted proxy had set them: client addresses (Forwarded, X-Real-IP),
+// rewritten URLs (X-Original-URL, X-Rewrite-URL: IIS, Symfony), method
+// overrides (Express, Rails, Laravel), which would make the backend run
+// another method than the one decided. svidgate removes them from every
+// request. X-Forwarded-* are removed by httputil.ReverseProxy and set
+// again from the connection; X-Envoy-* and any name with an underscore are
+// removed by dropSpoofable too.
+var Spoofable = []string{
+	"Forwarded", "X-Real-Ip", "X-Original-Url", "X-Rewrite-Url",
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+}
+
+// dropSpoofable removes the Spoofable headers, every X-Envoy-* header, and
+// every header whose name has an underscore: CGI, WSGI and Rack turn "-"
+// and "_" alike into "_", so X_Forwarded_Client_Cert would reach a Python
+// or Ruby app as the identity header svidgate sets.
+func dropSpoofable(hdr http.Header) {
+	for _, k := range Spoofable {
+		delete(hdr, k)
+	}
+	for k := range hdr {
+		if strings.IndexByte(k, '_') >= 0 || strings.HasPrefix(k, "X-Envoy-") {
+			delete(hdr, k)
+		}
+	}
+}
+
+// upperCase reports whether a method token has no lower-case letter.
+func upperCase(method string) bool {
+	for i := 0; i < len(method); i++ {
+		if 'a' <= method[i] && method[i] <= 'z' {
+			return false
+		}
+	}
+	return true
 }

@@ -59,3 +59,21 @@ func TestPipelines(t *testing.T) {
 		t.Error("outbound: the local app is not authenticated by svidgate; its upstream authenticates us")
 	}
 }
+
+// docs/HARDENING.md names every header sanitize removes.
+func TestHardeningNamesSpoofable(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/HARDENING.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(doc), "<!-- spoofable: checked by internal/proxy TestHardeningNamesSpoofable -->")
+	if !ok {
+		t.Fatal("docs/HARDENING.md: the table of spoofable headers (marked by its comment) is missing")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	for _, h := range Spoofable {
+		if !strings.Contains(strings.ToLower(table), "`"+strings.ToLower(h)+"`") {
+			t.Errorf("docs/HARDENING.md does not name %s, which sanitize removes", h)
+		}
+	}
+}
