@@ -1,6 +1,9 @@
 package normalize
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestHost(t *testing.T) {
 	tests := []struct{ name, in, want string }{
@@ -54,4 +57,38 @@ func BenchmarkHost(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestCheckHost(t *testing.T) {
+	for _, h := range []string{"", "orders.internal", "Orders.Example.COM:8443", "example.com.", "10.0.0.1:80",
+		"[::1]", "[::1]:8443", "[fe80::1]:443", "svc_name.local", "localhost:0"} {
+		if err := CheckHost(h); err != nil {
+			t.Errorf("CheckHost(%q) = %v, want ok", h, err)
+		}
+	}
+	for _, h := range []string{"a:80:80", "a.com,b.com", "a com", "a%2ecom", "user@a.com", "fe80::1", "[::1", "[::1]x",
+		"[10.0.0.1]", "[fe80::1%eth0]", "[::1]:", "a.com:", "a.com:123456", "a.com:8o", "a.com\t", "a/b", "a\\b", "[::1]:80:80", "a;b"} {
+		if err := CheckHost(h); err == nil {
+			t.Errorf("CheckHost(%q) = nil, want an error", h)
+		}
+	}
+}
+
+// A host CheckHost accepts is one Host normalizes without surprises: no
+// character outside the allowed set, at most one port.
+func FuzzCheckHost(f *testing.F) {
+	for _, s := range []string{"a.com:80", "[::1]:1", "a:80:80", "a,b", "%41", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if CheckHost(h) != nil {
+			return
+		}
+		if strings.ContainsAny(h, ",%@ /\\\t\r\n;") {
+			t.Fatalf("CheckHost accepted %q", h)
+		}
+		if !strings.HasPrefix(h, "[") && strings.Count(h, ":") > 1 {
+			t.Fatalf("CheckHost accepted %q with more than one colon outside brackets", h)
+		}
+	})
 }

@@ -214,3 +214,44 @@ func TestExpiredPeerBadPath(t *testing.T) {
 		t.Errorf("expired peer, bad path: %d, Connection %q; want 401 and close", w.Code, w.Header().Get("Connection"))
 	}
 }
+
+// Host and :authority: malformed hosts and a disagreeing Host header are
+// 400 and never reach the backend; a trailing dot is dropped on the way.
+func TestHostChecked(t *testing.T) {
+	f := start(t)
+	peer := f.ca.Issue(t, "spiffe://example.org/web", time.Hour).Certificates[0]
+	for _, tt := range []struct {
+		name, host, header string
+		want               int
+		forwarded          string
+	}{
+		{"plain", "orders.internal:8443", "", 200, "orders.internal:8443"},
+		{"trailing dot", "orders.internal.:8443", "", 200, "orders.internal:8443"},
+		{"two ports", "a:80:80", "", 400, ""},
+		{"comma", "a.com,b.com", "", 400, ""},
+		{"escape", "a%2ecom", "", 400, ""},
+		{"Host disagrees with :authority", "a.com", "b.com", 400, ""},
+	} {
+		r := httptest.NewRequest("GET", "/orders/1", nil)
+		r.Host = tt.host
+		if tt.header != "" {
+			r.ProtoMajor, r.Header["Host"] = 2, []string{tt.header}
+		}
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{peer}}
+		w := httptest.NewRecorder()
+		f.handler.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("%s: status %d, want %d", tt.name, w.Code, tt.want)
+		}
+		select {
+		case got := <-f.seen:
+			if tt.forwarded == "" || got.Host != tt.forwarded {
+				t.Errorf("%s: backend received Host %q, want %q", tt.name, got.Host, tt.forwarded)
+			}
+		default:
+			if tt.forwarded != "" {
+				t.Errorf("%s: nothing reached the backend", tt.name)
+			}
+		}
+	}
+}

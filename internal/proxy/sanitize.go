@@ -19,6 +19,9 @@ func (h *handler) sanitize(x *exchange) *refusal {
 		return deny(http.StatusBadRequest, "bad request: method "+strconv.Quote(x.r.Method)+" is not upper-case",
 			"method names are case-sensitive: use upper case")
 	}
+	if r := checkHost(x.r); r != nil {
+		return r
+	}
 	dropSpoofable(x.r.Header)
 	path, err := normalize.Path(x.rec.Request.Path)
 	if err != nil {
@@ -79,4 +82,29 @@ func upperCase(method string) bool {
 		}
 	}
 	return true
+}
+
+// checkHost refuses a Host (HTTP/2: :authority) that is not a plain host
+// and port, and a Host header that disagrees with :authority; it strips
+// trailing dots from the host name, so that the upstream receives the host
+// policy decided on.
+func checkHost(r *http.Request) *refusal {
+	if err := normalize.CheckHost(r.Host); err != nil {
+		return deny(http.StatusBadRequest, "bad request: host "+strconv.Quote(r.Host)+": "+err.Error(), err.Error())
+	}
+	for _, v := range r.Header.Values("Host") { // HTTP/2 keeps a Host header beside :authority
+		if v != r.Host {
+			return deny(http.StatusBadRequest, "bad request: Host "+strconv.Quote(v)+" disagrees with :authority "+strconv.Quote(r.Host),
+				"bad request: Host and :authority disagree")
+		}
+	}
+	r.Header.Del("Host")
+	name, port := r.Host, ""
+	if i := strings.LastIndexByte(name, ':'); i >= 0 && !strings.HasSuffix(name, "]") {
+		name, port = name[:i], name[i:]
+	}
+	if strings.HasSuffix(name, ".") {
+		r.Host = strings.TrimRight(name, ".") + port
+	}
+	return nil
 }
