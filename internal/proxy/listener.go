@@ -31,7 +31,6 @@ import (
 type Listener struct {
 	srv     *http.Server
 	handler *handler
-	tls     bool
 	addr    atomic.Pointer[string]
 }
 
@@ -89,7 +88,7 @@ func New(lc config.Listener, setup Setup, deps Deps) *Listener {
 	case config.Outbound:
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
-	return &Listener{srv: srv, handler: h, tls: srv.TLSConfig != nil}
+	return &Listener{srv: srv, handler: h}
 }
 
 // Serve serves on ln until Shutdown or Close; then it returns nil.
@@ -97,7 +96,7 @@ func (l *Listener) Serve(ln net.Listener) error {
 	addr := ln.Addr().String()
 	l.addr.Store(&addr)
 	var err error
-	if l.tls {
+	if l.srv.TLSConfig != nil { // inbound and edge; the config carries the certificate
 		err = l.srv.ServeTLS(ln, "", "")
 	} else {
 		err = l.srv.Serve(ln)
